@@ -1,0 +1,354 @@
+"""The pipeline: files -> payload -> plan -> actions -> RunResult.
+
+One function per mode. Everything a run learns goes into the RunResult; a failure of one notiflow
+is a value there, never an exception that hides the others.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from notiflows_deploy.config import CONFIG_NAME, DEFAULT_API_URL, ProjectConfig, load_config
+from notiflows_deploy.errors import ConfigError, GitError, NotiflowsDeployError, UsageError
+from notiflows_deploy.files import Tree, WorkTree
+from notiflows_deploy.model import NotiflowOutcome, Problem, RunResult, Status
+from notiflows_deploy.settings import Settings
+
+if TYPE_CHECKING:
+    from notiflows_deploy.api.client import ManagementClient
+    from notiflows_deploy.api.models import RemoteNotiflow
+    from notiflows_deploy.gitrepo import GitRepo
+    from notiflows_deploy.jsonpos import ParsedJson
+    from notiflows_deploy.loader import LoadedNotiflow
+    from notiflows_deploy.schema.store import SchemaStore
+
+
+class SchemaDispatch:
+    """Checks each document against the schema its own `$schema` names (compiled once per URL)."""
+
+    def __init__(self, store: SchemaStore) -> None:
+        self.store = store
+        self.sources: set[str] = set()
+
+    def check(self, parsed: ParsedJson, *, file: str) -> list[Problem]:
+        url = parsed.value.get("$schema") if isinstance(parsed.value, dict) else None
+        checker, source = self.store.checker_for(url if isinstance(url, str) else None)
+        self.sources.add(source)
+        return checker.check(parsed, file=file)
+
+
+@dataclass
+class Context:
+    settings: Settings
+    config: ProjectConfig
+    repo: GitRepo | None
+    prefix: str  # project directory relative to the git toplevel ("" or "sub/")
+    head_tree: Tree
+    head_sha: str | None
+    base_sha: str | None
+    everything: bool
+    changed: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
+    checker: SchemaDispatch | None = None
+    secrets: set[str] = field(default_factory=set)
+
+    @property
+    def notiflows_root(self) -> str:
+        return self.config.notiflows_root
+
+    def display(self, *parts: str) -> str:
+        return posixpath.join(self.prefix, *parts) if self.prefix else posixpath.join(*parts)
+
+    def notiflow_path(self, handle: str) -> str:
+        return self.display(self.notiflows_root, handle)
+
+    def load(self, tree: Tree, handle: str, *, validate: bool = True) -> LoadedNotiflow:
+        from notiflows_deploy.loader import load_notiflow
+
+        loaded = load_notiflow(
+            tree,
+            notiflows_root=self.notiflows_root,
+            handle=handle,
+            env=self.settings.env,
+            checker=self.checker if validate else None,
+            display_prefix=self.prefix,
+        )
+        self.secrets.update(loaded.secret_values)
+        return loaded
+
+
+def execute(settings: Settings) -> tuple[RunResult, set[str]]:
+    """Run one mode. Never raises for expected problems: they end up in the result."""
+    result = RunResult(mode=settings.mode, fail_on_drift=settings.fail_on_drift)
+    secrets: set[str] = {settings.token} if settings.token else set()
+    try:
+        ctx = prepare(settings, result)
+        secrets = ctx.secrets
+        if settings.token:
+            secrets.add(settings.token)
+        MODES[settings.mode](ctx, result)
+        if ctx.checker is not None:
+            result.notes.extend(f"schema: {source}" for source in sorted(ctx.checker.sources))
+    except ConfigError as exc:
+        result.fatal = str(exc)
+        result.errors.append(
+            Problem(exc.file or CONFIG_NAME, exc.line, exc.column, "config", exc.message, hint=exc.hint)
+        )
+    except NotiflowsDeployError as exc:
+        result.fatal = str(exc)
+    return result, secrets
+
+
+def prepare(settings: Settings, result: RunResult) -> Context:
+    config = load_config(settings.repo, project_flag=settings.project, env=settings.env)
+    result.project = config.project
+    from notiflows_deploy.schema.store import SchemaStore
+
+    checker = SchemaDispatch(SchemaStore(override=settings.schema))
+    repo = _open_repo(config.root, result)
+    work_tree = WorkTree(config.root)
+    if repo is None:
+        if settings.base or settings.head:
+            raise GitError(
+                f"--base/--head need a git repository, and {config.root} is not inside one",
+                hint="run inside a git checkout, or use --all",
+            )
+        result.notes.append("not a git repository: every notiflow counts as changed")
+        return Context(settings, config, None, "", work_tree, None, None, True, checker=checker)
+
+    prefix = repo.prefix_of(config.root)
+    everything = settings.all or settings.mode == "drift"
+    from notiflows_deploy.github.event import range_request_from_env
+
+    request = range_request_from_env(settings.env)
+    resolved = repo.resolve_range(
+        request,
+        base_ref_override=settings.base,
+        head_ref_override=settings.head,
+        all_flag=everything,
+    )
+    result.notes.extend(resolved.notes)
+    result.base, result.head = resolved.base, resolved.head
+    head_tree: Tree = work_tree if repo.worktree_matches(resolved.head) else repo.tree_at(resolved.head, prefix)
+    ctx = Context(
+        settings, config, repo, prefix, head_tree, resolved.head, resolved.base,
+        everything or resolved.everything, checker=checker,
+    )
+    if ctx.everything or resolved.base is None:
+        ctx.everything = True
+        return ctx
+    from notiflows_deploy.changes import map_changes
+
+    changes = map_changes(
+        repo.changed_paths(resolved.base, resolved.head),
+        project_prefix=prefix,
+        notiflows_dir=config.notiflows_dir,
+        exists_at_head=lambda handle: head_tree.kind(
+            posixpath.join(config.notiflows_root, handle, "notiflow.json")
+        ).value != "missing",
+    )
+    if changes.everything:
+        ctx.everything = True
+        result.notes.extend(sorted(set(changes.reasons.values())) or [f"{CONFIG_NAME} changed: every notiflow counts"])
+    else:
+        ctx.changed, ctx.removed = set(changes.changed), set(changes.removed)
+    return ctx
+
+
+def _open_repo(root: Path, result: RunResult) -> GitRepo | None:
+    from notiflows_deploy.gitrepo import GitRepo, NotAGitRepository
+
+    try:
+        return GitRepo.open(root)
+    except NotAGitRepository:
+        return None
+
+
+def handles_in_scope(ctx: Context) -> tuple[list[str], list[str]]:
+    """(handles to load at head, handles removed in the range)."""
+    from notiflows_deploy.loader import list_handles
+
+    if ctx.everything:
+        return list_handles(ctx.head_tree, ctx.notiflows_root), []
+    return sorted(ctx.changed - ctx.removed), sorted(ctx.removed)
+
+
+def removed_outcome(ctx: Context, handle: str, remote: RemoteNotiflow | None = None, known: bool = False) -> NotiflowOutcome:
+    where = ""
+    if known:
+        where = " The server still holds it." if remote is not None else " The server does not hold it."
+    return NotiflowOutcome(
+        handle=handle,
+        status=Status.REMOVED,
+        path=ctx.notiflow_path(handle),
+        remote_sha_before=remote.current_version.sha if remote and remote.current_version else None,
+        detail="The directory was deleted in this range; notiflows-deploy never deletes on the server."
+        " Archive it in the dashboard if it should go." + where,
+    )
+
+
+# --- validate ---------------------------------------------------------------------------------
+
+
+def run_validate(ctx: Context, result: RunResult) -> None:
+    handles, removed = handles_in_scope(ctx)
+    for handle in handles:
+        loaded = ctx.load(ctx.head_tree, handle)
+        result.notiflows.append(
+            NotiflowOutcome(
+                handle=handle,
+                status=Status.VALID if loaded.ok else Status.INVALID,
+                path=loaded.path,
+                errors=loaded.errors,
+                warnings=loaded.warnings,
+            )
+        )
+    result.notiflows.extend(removed_outcome(ctx, h) for h in removed)
+
+
+# --- plan / deploy ----------------------------------------------------------------------------
+
+
+def open_client(ctx: Context, result: RunResult) -> ManagementClient:
+    settings = ctx.settings
+    if not settings.token:
+        raise UsageError(
+            f"{settings.mode} needs a Notiflows account token in NOTIFLOWS_TOKEN",
+            hint="create one in the dashboard (Account tokens) and pass it as a secret: "
+            "with: token: ${{ secrets.NOTIFLOWS_TOKEN }}",
+        )
+    if not ctx.config.project:
+        raise UsageError(
+            "no project: set --project, NOTIFLOWS_PROJECT, or \"project\" in notiflows.json",
+            hint='e.g. {"notiflowsDir": ".notiflows", "project": "my-app"}',
+        )
+    api_url, source = settings.resolved_api_url(DEFAULT_API_URL)
+    from notiflows_deploy.api.client import ManagementClient
+
+    client = ManagementClient(api_url, settings.token, ctx.config.project, concurrency=settings.concurrency)
+    client.whoami()  # one clear auth/project error instead of one per notiflow
+    result.notes.append(f"api: {api_url} ({source}), project {ctx.config.project} ({ctx.config.project_source})")
+    return client
+
+
+def bounded_map(fn: Callable[[str], Any], items: Iterable[str], concurrency: int) -> list[Any]:
+    """Apply `fn` on a bounded pool; exceptions come back as values, in input order."""
+
+    def safe(item: str) -> Any:
+        try:
+            return fn(item)
+        except NotiflowsDeployError as exc:
+            return exc
+
+    items = list(items)
+    if len(items) <= 1 or concurrency <= 1:
+        return [safe(i) for i in items]
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="nfd") as pool:
+        return list(pool.map(safe, items))
+
+
+def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> list[Any]:
+    from notiflows_deploy.api.errors import ApiError
+    from notiflows_deploy.planner import PlanInput, plan_one
+
+    handles, removed = handles_in_scope(ctx)
+    loaded = {h: ctx.load(ctx.head_tree, h) for h in handles}
+    base_tree = (
+        ctx.repo.tree_at(ctx.base_sha, ctx.prefix) if ctx.repo is not None and ctx.base_sha is not None else None
+    )
+    need_remote = [h for h in handles if loaded[h].ok] + removed
+    remotes = dict(zip(need_remote, bounded_map(client.get_notiflow, need_remote, ctx.settings.concurrency),
+                       strict=True))
+    items: list[Any] = []
+    failed: list[NotiflowOutcome] = []
+    for handle in handles:
+        item = loaded[handle]
+        remote = remotes.get(handle)
+        if isinstance(remote, ApiError):
+            failed.append(api_failure(ctx, handle, remote, "reading the server's notiflow"))
+            continue
+        base_payload = None
+        if base_tree is not None and item.ok:
+            base_loaded = ctx.load(base_tree, handle, validate=False)
+            base_payload = base_loaded.payload
+        items.append(
+            PlanInput(
+                handle=handle, path=item.path, payload=item.payload, problems=item.problems,
+                meta_sha=item.meta_sha, base_payload=base_payload, remote=remote,
+            )
+        )
+    for handle in removed:
+        remote = remotes.get(handle)
+        if isinstance(remote, ApiError):
+            result.notiflows.append(removed_outcome(ctx, handle))
+        else:
+            result.notiflows.append(removed_outcome(ctx, handle, remote, known=True))
+    result.notiflows.extend(failed)
+    return [plan_one(i) for i in items]
+
+
+def api_failure(ctx: Context, handle: str, exc: NotiflowsDeployError, doing: str) -> NotiflowOutcome:
+    return NotiflowOutcome(
+        handle=handle, status=Status.FAILED, path=ctx.notiflow_path(handle), detail=f"Failed while {doing}: {exc}"
+    )
+
+
+def run_plan(ctx: Context, result: RunResult) -> None:
+    from notiflows_deploy.deployer import outcome_from_plan
+
+    with open_client(ctx, result) as client:
+        items = build_plan(ctx, result, client)
+    result.notiflows[:0] = [outcome_from_plan(i, secrets=ctx.secrets) for i in items]
+    result.notiflows.sort(key=lambda n: n.handle)
+
+
+def run_deploy(ctx: Context, result: RunResult) -> None:
+    from notiflows_deploy.deployer import deploy
+
+    settings = ctx.settings
+    with open_client(ctx, result) as client:
+        items = build_plan(ctx, result, client)
+        outcomes = deploy(
+            items, client, force=settings.force, publish=settings.publish,
+            concurrency=settings.concurrency, secrets=ctx.secrets,
+        )
+    result.notiflows[:0] = outcomes
+    result.notiflows.sort(key=lambda n: n.handle)
+
+
+# --- drift ------------------------------------------------------------------------------------
+
+
+def run_drift(ctx: Context, result: RunResult) -> None:
+    from notiflows_deploy.drift import run_drift as drift
+
+    repo = ctx.repo
+    with open_client(ctx, result) as client:
+        outcomes = drift(
+            repo_tree=ctx.head_tree,
+            notiflows_root=ctx.notiflows_root,
+            display_prefix=ctx.prefix,
+            env=ctx.settings.env,
+            client=client,
+            repo=repo,
+            head=ctx.head_sha,
+            concurrency=ctx.settings.concurrency,
+            checker=ctx.checker,
+            history_depth=ctx.settings.history_depth,
+        )
+    for outcome in outcomes:
+        ctx.secrets.update(outcome.extra.pop("_secrets", ()))
+    result.notiflows.extend(outcomes)
+
+
+MODES: dict[str, Callable[[Context, RunResult], None]] = {
+    "validate": run_validate,
+    "plan": run_plan,
+    "deploy": run_deploy,
+    "drift": run_drift,
+}

@@ -1,0 +1,51 @@
+"""Test-wide guards: no traffic beyond loopback, no schema downloads, isolated caches."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_loopback(address: Any) -> bool:
+    if isinstance(address, tuple) and address:
+        host = address[0]
+        if host in ("localhost",):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+    return True  # AF_UNIX and friends
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    if not _is_loopback(address):
+        raise OSError(f"test network guard: refusing to connect to {address!r} (loopback only)")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    if not _is_loopback(address):
+        raise OSError(f"test network guard: refusing to connect to {address!r} (loopback only)")
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+    cache: Path = tmp_path_factory.mktemp("nfd-cache")
+    monkeypatch.setenv("NOTIFLOWS_DEPLOY_CACHE_DIR", str(cache))
+    monkeypatch.setenv("NOTIFLOWS_DEPLOY_SCHEMA_FETCH", "0")
+    for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "GITHUB_EVENT_NAME",
+                 "GITHUB_EVENT_PATH", "NOTIFLOWS_TOKEN", "NOTIFLOWS_PROJECT", "NOTIFLOWS_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    yield
