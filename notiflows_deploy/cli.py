@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from notiflows_deploy import __version__
 from notiflows_deploy.settings import FORMATS, MODES, Settings
@@ -35,15 +36,23 @@ def _concurrency(value: str) -> int:
     return number
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors; CONTRACT section 3 reserves 2 for drift, so use 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="notiflows-deploy",
         description="Validate, plan, deploy and drift-check Notiflows notiflows kept in git.",
         epilog="The token is read from NOTIFLOWS_TOKEN only. Exit codes: 0 success/no-changes, 1 error, "
         "2 drift, 3 conflict, 4 invalid, 5 failed.",
     )
     parser.add_argument("--version", action="version", version=f"notiflows-deploy {__version__}")
-    sub = parser.add_subparsers(dest="mode", metavar="MODE", required=True)
+    sub = parser.add_subparsers(dest="mode", metavar="MODE", required=True, parser_class=_Parser)
     for mode, help_text in (
         ("validate", "local checks only: JSON, schema, format rules, extracted files, env vars"),
         ("plan", "validate, read the server and say what a deploy would do (never writes)"),

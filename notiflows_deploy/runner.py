@@ -134,7 +134,13 @@ def prepare(settings: Settings, result: RunResult) -> Context:
     )
     result.notes.extend(resolved.notes)
     result.base, result.head = resolved.base, resolved.head
-    head_tree: Tree = work_tree if repo.worktree_matches(resolved.head) else repo.tree_at(resolved.head, prefix)
+    # Read the files on disk when they are the head commit (the usual CI checkout); locally this
+    # also plans uncommitted edits, which the note makes visible.
+    head_tree: Tree = work_tree
+    if repo.resolve("HEAD") != resolved.head:
+        head_tree = repo.tree_at(resolved.head, prefix)
+    elif not repo.worktree_matches(resolved.head, prefix):
+        result.notes.append("the working tree has uncommitted changes: notiflows are read from disk")
     ctx = Context(
         settings, config, repo, prefix, head_tree, resolved.head, resolved.base,
         everything or resolved.everything, checker=checker,
@@ -340,9 +346,8 @@ def run_drift(ctx: Context, result: RunResult) -> None:
             concurrency=ctx.settings.concurrency,
             checker=ctx.checker,
             history_depth=ctx.settings.history_depth,
+            secrets=ctx.secrets,
         )
-    for outcome in outcomes:
-        ctx.secrets.update(outcome.extra.pop("_secrets", ()))
     result.notiflows.extend(outcomes)
 
 

@@ -1,0 +1,564 @@
+"""Client of the Notiflows Management API (CONTRACT section 5).
+
+Every call: ``Authorization: Bearer <token>``, a fixed User-Agent, JSON in and out, an
+``x-request-id: nfd_<hex>`` per logical call (kept across its retries so the server can correlate
+them), explicit connect/read timeouts, at most `concurrency` requests in flight (shared
+`AdaptiveGate`), retries per api/retry.py. Answers become api/models.py objects; failures become
+the typed errors of api/errors.py with a message naming method and path and a hint.
+
+Retries and writes
+    * ``PUT`` (upsert) is a full replace, so repeating it is safe. The one trap: with
+      ``expected_sha``, if the first attempt landed but its answer was lost (read timeout, reset,
+      5xx), the retry meets a server whose current sha is the one *we* just created and answers 409.
+      So a 409 after an attempt that may have landed triggers a GET: if the server's current
+      content equals what we sent (`payload_matches_remote`), the upsert succeeded and its result is
+      returned (``created=False``: with expected_sha the notiflow existed before); otherwise the
+      ConflictError is raised, with ``details["after_retry"] = True``. Without expected_sha a lost
+      201 retried gives 200: ``created`` is then False although this run created the notiflow.
+    * ``POST .../publish``: publishing the already-published current version is a no-op on the
+      server, so a retry cannot publish twice harmfully. Still, after a failure that may have
+      landed (transport error after sending, 5xx), the client waits its backoff, GETs the notiflow
+      and returns it without retrying when the current version is already published.
+    * A 409 is never read for the server's state (its details are not relied upon): callers GET.
+
+404s: ``details.resource`` tells them apart. "notiflow" (or absent) on GET notiflow -> None;
+"project" -> NotFoundError "project '<slug>' not found" with a hint about the slug; anything else
+(e.g. "route": a wrong --api-url) -> NotFoundError with a hint about the base URL, never None.
+Pagination: ``list_notiflows`` stops on an empty page, a page shorter than the server's own
+``page_info.limit`` (the server may cap the requested limit) or when page*limit >= total;
+``list_versions`` follows ``page.after`` while ``has_more_after``. A server repeating a page or a
+cursor is a BadResponseError, not an endless loop.
+
+The token is held only by the transport's auth object; it is in no repr, message or log line.
+Logs (logger ``notiflows_deploy.api``) carry method, path, status, attempt and request_id only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from notiflows_deploy.api.errors import (
+    ApiError,
+    AuthError,
+    BadResponseError,
+    ConflictError,
+    ForbiddenError,
+    HttpStatusError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    ValidationFailedError,
+)
+from notiflows_deploy.api.models import NotiflowSummary, RemoteNotiflow, RemoteVersion, UpsertResult
+from notiflows_deploy.api.ratelimit import AdaptiveGate, run_bounded
+from notiflows_deploy.api.retry import (
+    RetryPolicy,
+    UniformSource,
+    decide,
+    may_have_landed,
+    server_retry_after,
+)
+from notiflows_deploy.api.transport import HttpResponse, Secret, Timeouts, Transport, new_request_id
+
+log = logging.getLogger("notiflows_deploy.api")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_PAGES = 10_000
+_EXCERPT_CHARS = 200
+_TOKEN_LIKE = re.compile(r"(?i)(bearer\s+)\S+|nf_at_[A-Za-z0-9_\-]+")
+
+HINTS = {
+    401: "check NOTIFLOWS_TOKEN / the token input: the token is missing, wrong or revoked",
+    403: "the token may not do this here; check NOTIFLOWS_TOKEN / the token input and the project slug",
+    409: "the notiflow changed on the server since the repo saw it; review it, or deploy with --force",
+    422: "the server rejected the content; see the listed fields",
+    429: "rate limited; retry later or lower --concurrency",
+}
+HINT_PROJECT = "check the project slug (--project, NOTIFLOWS_PROJECT or notiflows.json)"
+HINT_BASE_URL = "check --api-url / NOTIFLOWS_BASE_URL: it must point at the Management API (…/management/v1)"
+HINT_SERVER = "the Notiflows API failed; retry later"
+
+_CODE_CLASSES: dict[str, type[HttpStatusError]] = {
+    "unauthenticated": AuthError,
+    "forbidden": ForbiddenError,
+    "not_found": NotFoundError,
+    "conflict": ConflictError,
+    "validation_failed": ValidationFailedError,
+    "rate_limited": RateLimitedError,
+}
+_STATUS_CLASSES: dict[int, type[HttpStatusError]] = {
+    401: AuthError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: ValidationFailedError,
+    429: RateLimitedError,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Answer parsing (pure)
+
+
+def sanitize_excerpt(body: bytes, *, secret: str | None = None, limit: int = _EXCERPT_CHARS) -> str:
+    """A short, single-line, printable excerpt of a body, with anything token-like removed."""
+    text = body[: limit * 4].decode("utf-8", errors="replace")
+    if secret:
+        text = text.replace(secret, "***")
+    text = _TOKEN_LIKE.sub(lambda m: (m.group(1) or "") + "***", text)
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    text = " ".join(text.split())
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def _is_json_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _decode_json(resp: HttpResponse) -> tuple[bool, Any]:
+    if not resp.body.strip():
+        return False, None
+    try:
+        return True, json.loads(resp.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False, None
+
+
+def error_from_response(
+    resp: HttpResponse, *, method: str, path: str, request_id: str, secret: str | None = None,
+    not_found_hint: str = "",
+) -> ApiError:
+    """Turn a non-2xx answer into a typed error (the envelope), or a BadResponseError."""
+    ok, data = _decode_json(resp)
+    envelope = data.get("error") if ok and isinstance(data, dict) else None
+    rid = resp.headers.get("x-request-id") or request_id
+    if not isinstance(envelope, dict):
+        return bad_response(resp, method=method, path=path, request_id=rid, secret=secret,
+                            why="an error answer that is not the Notiflows error envelope")
+    code = str(envelope.get("code") or "")
+    message = str(envelope.get("message") or f"HTTP {resp.status}")
+    raw_details = envelope.get("details")
+    details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
+    rid = str(envelope.get("request_id") or rid)
+    cls: type[HttpStatusError] = _STATUS_CLASSES.get(resp.status) or (
+        ServerError if resp.status >= 500 else _CODE_CLASSES.get(code, HttpStatusError)
+    )
+    hint = HINTS.get(resp.status, "")
+    if cls is ServerError:
+        hint = HINT_SERVER
+    if cls is NotFoundError:
+        resource = str(details.get("resource") or "").lower()
+        hint = {"project": HINT_PROJECT, "route": HINT_BASE_URL}.get(resource, not_found_hint)
+    if cls is ValidationFailedError:
+        fields = details.get("fields")
+        if isinstance(fields, list) and fields:
+            shown = "; ".join(
+                f"{f.get('field', '?')}: {f.get('message', '')}" for f in fields[:5] if isinstance(f, dict)
+            )
+            message = f"{message} ({shown}{'; …' if len(fields) > 5 else ''})"
+    common: dict[str, Any] = dict(code=code, status=resp.status, request_id=rid, details=details,
+                                  method=method, url=path, hint=hint)
+    if cls is RateLimitedError:
+        return RateLimitedError(
+            message, retry_after=server_retry_after(resp.headers.get("retry-after"), details), **common
+        )
+    return cls(message, **common)
+
+
+def bad_response(
+    resp: HttpResponse, *, method: str, path: str, request_id: str, why: str, secret: str | None = None
+) -> BadResponseError:
+    ctype = resp.content_type or "no content type"
+    excerpt = sanitize_excerpt(resp.body, secret=secret) if resp.body.strip() else "(empty body)"
+    return BadResponseError(
+        f"{why}: HTTP {resp.status}, {ctype}, body: {excerpt}",
+        code="bad_response", status=resp.status, request_id=resp.headers.get("x-request-id") or request_id,
+        method=method, url=path,
+        hint=HINT_SERVER if resp.status >= 500 or resp.status == 429 else HINT_BASE_URL,
+    )
+
+
+def is_project_not_found(details: dict[str, Any]) -> bool:
+    return str(details.get("resource") or "").lower() == "project"
+
+
+# ---------------------------------------------------------------------------------------------
+# Content comparison (pure)
+
+# Keys the server adds to a step/template that a payload never carries (identity and timestamps).
+SERVER_KEYS = frozenset({
+    "id", "inserted_at", "created_at", "updated_at", "notiflow_id", "version_id",
+    "notiflow_version_id", "step_id", "template_id",
+})
+
+
+def _normalize(value: Any) -> Any:
+    """Drop nulls, empty containers (server defaults) and server-only keys, recursively."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key in SERVER_KEYS:
+                continue
+            norm = _normalize(item)
+            if norm is None or norm == {} or norm == []:
+                continue
+            out[key] = norm
+        return out
+    if isinstance(value, list):
+        return [_normalize(item) for item in value]
+    return value
+
+
+def normalize_steps(steps: Any) -> list[Any]:
+    """Steps as a comparable list: normalized, ordered by handle (the step identity)."""
+    if not isinstance(steps, list):
+        return []
+    norm = [_normalize(step) for step in steps]
+    return sorted(norm, key=lambda s: json.dumps(s.get("handle") if isinstance(s, dict) else s,
+                                                  sort_keys=True, default=str))
+
+
+def payload_matches_remote(payload: dict[str, Any], remote: RemoteNotiflow) -> bool:
+    """Does the server's current version hold exactly what `payload` would write?
+
+    Compared: ``name``, ``active`` and ``include_in_preferences`` when the payload gives them, and
+    the ``steps`` list after dropping null values, empty objects/lists (server-filled defaults) and
+    the keys the server adds (`SERVER_KEYS`: ids and timestamps), in step-handle order. Everything
+    else in the answer (sha, version numbers, status) is server state, not content.
+    """
+    for key in ("name", "active", "include_in_preferences"):
+        if key in payload and payload[key] is not None and payload[key] != remote.raw.get(key):
+            return False
+    if remote.current_version is None:
+        return False
+    return normalize_steps(payload.get("steps") or []) == normalize_steps(remote.current_version.steps)
+
+
+# ---------------------------------------------------------------------------------------------
+# The client
+
+
+@dataclass
+class _CallState:
+    attempts: int = 0
+    maybe_landed: bool = False  # some failed attempt may have changed server state
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    data: dict[str, Any]
+    request_id: str
+
+
+class ManagementClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        project: str,
+        *,
+        timeouts: Timeouts = Timeouts(),  # noqa: B008 (frozen dataclass, immutable default)
+        max_attempts: int = 5,
+        concurrency: int = 4,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: UniformSource | None = None,
+    ) -> None:
+        scheme = urlsplit(base_url).scheme
+        if scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+            raise ValueError("base_url must be an http(s) URL")
+        if not token:
+            raise ValueError("token must not be empty")
+        if not project:
+            raise ValueError("project must not be empty")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.project = project
+        self.concurrency = concurrency
+        self.policy = RetryPolicy(max_attempts=max_attempts, backoff_base=backoff_base, backoff_cap=backoff_cap)
+        self._token = Secret(token)  # shows as *** in any repr / vars() dump
+        self._sleep = sleep
+        self._rng: UniformSource = rng if rng is not None else random.Random()
+        self._rng_lock = threading.Lock()
+        self._transport = Transport(self._token, timeouts=timeouts, pool_size=concurrency, session=session)
+        self.gate = AdaptiveGate(concurrency, clock=clock, sleep=sleep)
+        self._project_prefix = "/projects/" + quote(project, safe="")
+        self._base_path = urlsplit(self.base_url).path.rstrip("/")
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"ManagementClient(base_url={self.base_url!r}, project={self.project!r}, token=***)"
+
+    def __enter__(self) -> ManagementClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._transport.close()
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return self._transport.timeouts
+
+    def _notiflow_path(self, handle: str, suffix: str = "") -> str:
+        return f"{self._project_prefix}/notiflows/{quote(handle, safe='')}{suffix}"
+
+    def _call(
+        self,
+        method: str,
+        rel_path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        json_body: Any = None,
+        state: _CallState | None = None,
+        not_found_hint: str = "",
+        before_retry: Callable[[ApiError], _Reply | None] | None = None,
+    ) -> _Reply:
+        """One logical call with retries. `rel_path` is relative to base_url."""
+        state = state if state is not None else _CallState()
+        request_id = new_request_id()
+        url = self.base_url + rel_path
+        path = self._base_path + rel_path  # what messages and logs show: no host, no token
+        shown = path + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
+        while True:
+            state.attempts += 1
+            started = self.gate.acquire()
+            try:
+                resp = self._transport.send(method, url, path=shown, request_id=request_id,
+                                            json_body=json_body, params=params)
+                error = None if 200 <= resp.status < 300 else error_from_response(
+                    resp, method=method, path=shown, request_id=request_id, secret=self._token.reveal(),
+                    not_found_hint=not_found_hint)
+            except ApiError as exc:
+                resp, error = None, exc
+            finally:
+                self.gate.release()
+            if error is None and resp is not None:
+                reply = self._parse_success(resp, method=method, path=shown, request_id=request_id)
+                self.gate.on_success()
+                log.debug("%s %s -> %s attempt=%d request_id=%s", method, shown, resp.status,
+                          state.attempts, request_id)
+                return reply
+            assert error is not None
+            status = error.status if error.status is not None else "-"
+            retry_after = (server_retry_after(resp.headers.get("retry-after"), error.details)
+                           if resp is not None and (error.status == 429 or (error.status or 0) >= 500)
+                           else None)
+            with self._rng_lock:
+                decision = decide(self.policy, state.attempts, error, retry_after=retry_after, rng=self._rng)
+            if may_have_landed(error):
+                state.maybe_landed = True
+            if not decision.retry:
+                log.debug("%s %s -> %s attempt=%d request_id=%s (%s)", method, shown, status,
+                          state.attempts, request_id, decision.reason)
+                if decision.reason == "attempts_exhausted" and state.attempts > 1:
+                    error.message = f"{error.message} (gave up after {state.attempts} attempts)"
+                raise error
+            log.warning("%s %s -> %s attempt=%d request_id=%s; retrying in %.2f s (%s)", method, shown,
+                        status, state.attempts, request_id, decision.delay, decision.reason)
+            if isinstance(error, RateLimitedError) or error.status == 429:
+                self.gate.penalize(decision.delay, started)  # everyone waits; acquire() sleeps
+            else:
+                self._sleep(decision.delay)
+            if before_retry is not None:
+                # After the wait: a slow first attempt has had time to land.
+                shortcut = before_retry(error)
+                if shortcut is not None:
+                    return shortcut
+
+    def _parse_success(self, resp: HttpResponse, *, method: str, path: str, request_id: str) -> _Reply:
+        if resp.status == 204 or not resp.body.strip():
+            raise bad_response(resp, method=method, path=path, request_id=request_id, secret=self._token.reveal(),
+                               why="an empty answer where JSON was expected")
+        ok, data = _decode_json(resp)
+        if not ok:
+            raise bad_response(resp, method=method, path=path, request_id=request_id, secret=self._token.reveal(),
+                               why="an answer that is not JSON")
+        if not isinstance(data, dict):
+            raise bad_response(resp, method=method, path=path, request_id=request_id, secret=self._token.reveal(),
+                               why="a JSON answer that is not an object")
+        return _Reply(resp.status, data, resp.headers.get("x-request-id") or request_id)
+
+    def _shape_error(self, method: str, path: str, reply: _Reply, what: str) -> BadResponseError:
+        return BadResponseError(
+            f"unexpected answer shape: {what}", code="bad_response", status=reply.status,
+            request_id=reply.request_id, method=method, url=self._base_path + path, hint=HINT_BASE_URL,
+        )
+
+    def _notiflow_from(self, method: str, path: str, reply: _Reply) -> RemoteNotiflow:
+        if not isinstance(reply.data.get("handle"), str):
+            raise self._shape_error(method, path, reply, "no notiflow 'handle'")
+        return RemoteNotiflow.from_json(reply.data)
+
+    # -- API calls -----------------------------------------------------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        path = self._project_prefix + "/whoami"
+        reply = self._call("GET", path, not_found_hint=HINT_PROJECT)
+        if not isinstance(reply.data.get("project"), dict):
+            raise self._shape_error("GET", path, reply, "no 'project' object")
+        return reply.data
+
+    def list_notiflows(self, limit: int = 100) -> list[NotiflowSummary]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        path = self._project_prefix + "/notiflows"
+        out: list[NotiflowSummary] = []
+        seen: set[str] = set()
+        previous: list[str] | None = None
+        for page in range(1, MAX_PAGES + 1):
+            reply = self._call("GET", path, params={"page": page, "limit": limit}, not_found_hint=HINT_PROJECT)
+            items = reply.data.get("items")
+            if not isinstance(items, list):
+                raise self._shape_error("GET", path, reply, "no 'items' list")
+            handles = [str(i.get("handle")) for i in items if isinstance(i, dict)]
+            if items and handles == previous:
+                # A server ignoring `page` would otherwise loop until MAX_PAGES.
+                raise self._shape_error("GET", path, reply, f"page {page} repeats page {page - 1}")
+            previous = handles
+            for item in items:
+                if isinstance(item, dict) and str(item.get("handle")) not in seen:
+                    seen.add(str(item.get("handle")))
+                    out.append(NotiflowSummary.from_json(item))
+            info = reply.data.get("page_info")
+            info = info if isinstance(info, dict) else {}
+            # A server may cap `limit`; its own page size decides what a short page is.
+            size = info.get("limit")
+            size = size if isinstance(size, int) and not isinstance(size, bool) and 0 < size <= limit else limit
+            total = info.get("total")
+            if not items or len(items) < size:
+                break
+            if isinstance(total, int) and not isinstance(total, bool) and page * size >= total:
+                break
+        return out
+
+    def get_notiflow(self, handle: str) -> RemoteNotiflow | None:
+        """None when the notiflow does not exist; NotFoundError when the project does not."""
+        path = self._notiflow_path(handle)
+        try:
+            reply = self._call("GET", path)
+        except NotFoundError as exc:
+            resource = str(exc.details.get("resource") or "notiflow").lower()
+            if resource == "notiflow":
+                return None
+            if resource == "project":
+                exc.message = f"project {self.project!r} not found"
+            else:  # e.g. "route": the URL is wrong, which must not look like "no such notiflow"
+                exc.hint = HINT_BASE_URL
+            raise
+        return self._notiflow_from("GET", path, reply)
+
+    def upsert_notiflow(self, handle: str, payload: dict[str, Any], *, expected_sha: str | None) -> UpsertResult:
+        path = self._notiflow_path(handle)
+        body = dict(payload)
+        body.pop("expected_sha", None)
+        if expected_sha is not None:
+            body["expected_sha"] = expected_sha
+        state = _CallState()
+        try:
+            reply = self._call("PUT", path, json_body=body, state=state, not_found_hint=HINT_PROJECT)
+        except ConflictError as exc:
+            if expected_sha is None or not state.maybe_landed:
+                raise
+            # Our earlier attempt may have landed and moved the sha: see what the server holds.
+            remote = self.get_notiflow(handle)
+            if remote is not None and payload_matches_remote(payload, remote):
+                log.info("PUT %s: 409 after a retry, but the server holds our content; treating as success",
+                         self._base_path + path)
+                return UpsertResult(created=False, notiflow=remote)
+            exc.details = {**exc.details, "after_retry": True}
+            exc.message = (f"{exc.message} (after a retried attempt; the server's current content "
+                           f"is not what was sent)")
+            raise
+        return UpsertResult(created=reply.status == 201, notiflow=self._notiflow_from("PUT", path, reply))
+
+    def publish_notiflow(self, handle: str) -> RemoteNotiflow:
+        path = self._notiflow_path(handle, "/publish")
+
+        def already_published(error: ApiError) -> _Reply | None:
+            if not may_have_landed(error):
+                return None
+            try:
+                remote = self.get_notiflow(handle)
+            except ApiError:
+                return None  # can't tell: retrying is harmless (publishing twice is a no-op)
+            current = remote.current_version if remote is not None else None
+            if remote is None or current is None:
+                return None
+            published = remote.published_version
+            if current.status == "published" or (published is not None and published.sha == current.sha
+                                                  and not remote.has_unpublished_changes):
+                log.info("POST %s: the notiflow is already published; not retrying", self._base_path + path)
+                return _Reply(200, remote.raw, error.request_id or "")
+            return None
+
+        reply = self._call("POST", path, json_body={}, before_retry=already_published,
+                           not_found_hint="check the notiflow handle")
+        return self._notiflow_from("POST", path, reply)
+
+    def list_versions(self, handle: str, limit: int | None = None) -> list[RemoteVersion]:
+        """Every version, newest first (all cursor pages). `limit` is the page size (server default)."""
+        path = self._notiflow_path(handle, "/versions")
+        out: list[RemoteVersion] = []
+        base: dict[str, str | int] = {"limit": limit} if limit is not None else {}
+        params: dict[str, str | int] = dict(base)
+        seen_cursors: set[str] = set()
+        for _ in range(MAX_PAGES):
+            reply = self._call("GET", path, params=dict(params) or None, not_found_hint="check the notiflow handle")
+            items = reply.data.get("items")
+            if not isinstance(items, list):
+                raise self._shape_error("GET", path, reply, "no 'items' list")
+            for item in items:
+                version = RemoteVersion.from_json(item)
+                if version is not None:
+                    out.append(version)
+            page = reply.data.get("page")
+            if not isinstance(page, dict) or not page.get("has_more_after"):
+                break
+            after = page.get("after")
+            if not isinstance(after, str | int) or isinstance(after, bool) or str(after) in seen_cursors:
+                if after in (None, ""):
+                    raise self._shape_error("GET", path, reply, "has_more_after without an 'after' cursor")
+                raise self._shape_error("GET", path, reply, f"cursor {after!r} repeats")
+            seen_cursors.add(str(after))
+            params = {**base, "after": str(after)}
+        return out
+
+    # -- concurrency ---------------------------------------------------------------------------
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R | Exception]:
+        """`fn` over `items` on up to `concurrency` threads sharing this client; results or
+        exceptions in input order."""
+        return run_bounded(fn, items, self.concurrency)
+
+
+def iter_ok(results: Iterable[R | Exception]) -> Iterator[R]:
+    """The successful results of `map` / `run_bounded`."""
+    for item in results:
+        if not isinstance(item, Exception):
+            yield item

@@ -1,0 +1,103 @@
+"""Run a mode and deliver what it found: console, JSON report, job summary, PR comment.
+
+Every text leaves through the Redactor: the result is redacted once, before any renderer sees it,
+and the console stream is redacted again line by line, so no renderer can leak a secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import traceback
+from pathlib import Path
+from typing import TextIO, cast
+
+from notiflows_deploy.model import NotiflowOutcome, Problem, RunResult
+from notiflows_deploy.redact import Redactor, RedactingWriter
+from notiflows_deploy.settings import Settings
+
+
+def redact_result(result: RunResult, redactor: Redactor) -> RunResult:
+    def problem(p: Problem) -> Problem:
+        return dataclasses.replace(p, message=redactor.text(p.message), hint=redactor.text(p.hint))
+
+    def outcome(n: NotiflowOutcome) -> NotiflowOutcome:
+        return dataclasses.replace(
+            n,
+            errors=[problem(p) for p in n.errors],
+            warnings=[problem(p) for p in n.warnings],
+            diff=redactor.text(n.diff),
+            detail=redactor.text(n.detail),
+            extra=redactor.data(n.extra),
+        )
+
+    return dataclasses.replace(
+        result,
+        notiflows=[outcome(n) for n in result.notiflows],
+        errors=[problem(p) for p in result.errors],
+        notes=[redactor.text(n) for n in result.notes],
+        fatal=redactor.text(result.fatal),
+    )
+
+
+def run_and_report(settings: Settings) -> int:
+    from notiflows_deploy.runner import execute
+
+    try:
+        raw, secrets = execute(settings)
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for those who ask
+        raw, secrets = _crash(settings, exc)
+    redactor = Redactor(secrets)
+    if settings.format == "github":
+        from notiflows_deploy.github import masking
+
+        masking.mask_many(sorted(secrets))  # before anything else about this run prints
+    result = redact_result(raw, redactor)
+    return deliver(result, settings, redactor)
+
+
+def _crash(settings: Settings, exc: Exception) -> tuple[RunResult, set[str]]:
+    result = RunResult(mode=settings.mode, fail_on_drift=settings.fail_on_drift)
+    result.fatal = f"unexpected error ({type(exc).__name__}: {exc}); please report this as a bug"
+    if settings.env.get("NOTIFLOWS_DEPLOY_DEBUG") == "1":
+        traceback.print_exc()
+    return result, {settings.token} if settings.token else set()
+
+
+def deliver(result: RunResult, settings: Settings, redactor: Redactor) -> int:
+    from notiflows_deploy.report import console
+    from notiflows_deploy.report.json_report import write_report
+    from notiflows_deploy.report.summary import render_summary, write_summary
+
+    stdout = cast(TextIO, RedactingWriter(sys.stdout, redactor))
+    batch = console.render(result, settings.format, stdout)
+    stdout.flush()
+    report_path = str(settings.report_json) if settings.report_json else None
+    problems: list[str] = []
+    if settings.report_json:
+        try:
+            write_report(result, settings.report_json)
+        except OSError as exc:
+            problems.append(f"could not write the report to {settings.report_json}: {exc.strerror or exc}")
+    summary = render_summary(result, report_path=report_path, annotations_dropped=batch.dropped_total)
+    targets: list[tuple[Path, bool]] = []
+    if settings.summary:
+        targets.append((settings.summary, False))
+    step_summary = settings.env.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        targets.append((Path(step_summary), True))
+    for path, append in targets:
+        try:
+            write_summary(redactor.text(summary), path, append=append)
+        except OSError as exc:
+            problems.append(f"could not write the summary to {path}: {exc.strerror or exc}")
+    if settings.comment_on_pr and settings.mode in ("plan", "validate", "deploy"):
+        from notiflows_deploy.github.comment import post_plan_comment
+
+        outcome = post_plan_comment(result, env=settings.env)
+        if outcome.is_warning:
+            problems.append(outcome.message)
+    for text in problems:
+        console.message("warning", redactor.text(text), settings.format, cast(TextIO, RedactingWriter(sys.stderr, redactor)))
+    sys.stderr.flush()
+    return int(result.exit_code)

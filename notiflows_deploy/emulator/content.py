@@ -1,0 +1,202 @@
+"""Pure logic of the emulator: content normalisation, the content sha and the validation rules.
+
+The sha is the emulator's answer to a gap in the Notiflows docs (CONTRACT section 5): sha256 hex over
+the canonical JSON (sorted keys, compact separators, UTF-8, non-ASCII kept) of
+``{name, active, include_in_preferences, steps}`` after dropping every key whose value is null.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+HANDLE_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+STEP_HANDLE_RE = re.compile(r"^[a-z0-9_]+$")
+STEP_TYPES = frozenset({"trigger", "end", "channel", "condition", "wait", "digest", "throttle"})
+CHANNEL_TYPES = frozenset({"email", "sms", "in_app", "mobile_push", "web_push", "chat", "webhook"})
+# Every channel template needs a body except webhook (where it is optional).
+BODY_OPTIONAL = frozenset({"webhook"})
+CONTENT_KEYS = ("name", "active", "include_in_preferences", "steps")
+
+FieldError = dict[str, str]
+
+
+def drop_nulls(value: Any) -> Any:
+    """Recursively drop dict keys whose value is None (lists keep their items)."""
+    if isinstance(value, dict):
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_nulls(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def content_sha(content: dict[str, Any]) -> str:
+    """sha256 hex of the normalised content (only the four content keys count)."""
+    subset = {k: content.get(k) for k in CONTENT_KEYS}
+    return hashlib.sha256(canonical_json(drop_nulls(subset))).hexdigest()
+
+
+def field_error(field: str, message: str, reason: str) -> FieldError:
+    return {"field": field, "message": message, "reason": reason}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _blank(value: Any) -> bool:
+    return not isinstance(value, str) or not value.strip()
+
+
+def validate_handle(handle: str) -> list[FieldError]:
+    if HANDLE_RE.match(handle):
+        return []
+    return [
+        field_error(
+            "handle",
+            "must be lowercase letters, digits and single hyphens (e.g. welcome-series)",
+            "invalid_format",
+        )
+    ]
+
+
+READ_ONLY_KEYS = ("$schema", "__meta")
+
+
+def validate_top_level(body: dict[str, Any]) -> list[FieldError]:
+    """Types of the optional top-level fields of a PUT body."""
+    errors: list[FieldError] = [
+        # The on-disk format's read-only keys must be stripped by the client before a push.
+        field_error(key, "is read-only and must not be sent", "read_only") for key in READ_ONLY_KEYS if key in body
+    ]
+    if "name" in body and body["name"] is not None and (_blank(body["name"])):
+        errors.append(field_error("name", "must be a non-blank string", "invalid_type"))
+    for key in ("active", "include_in_preferences"):
+        if key in body and body[key] is not None and not isinstance(body[key], bool):
+            errors.append(field_error(key, "must be a boolean", "invalid_type"))
+    if "expected_sha" in body and body["expected_sha"] is not None and not isinstance(body["expected_sha"], str):
+        errors.append(field_error("expected_sha", "must be a string", "invalid_type"))
+    if "steps" in body and not isinstance(body["steps"], list):
+        errors.append(field_error("steps", "must be a list of steps", "invalid_type"))
+    return errors
+
+
+def validate_steps(steps: Any) -> list[FieldError]:
+    """Structural rules checked on every upsert (an invalid upsert is rejected as a whole)."""
+    if not isinstance(steps, list):
+        return [field_error("steps", "must be a list of steps", "invalid_type")]
+    errors: list[FieldError] = []
+    by_handle: dict[str, dict[str, Any]] = {}
+    seen_positions: dict[tuple[str | None, str | None], set[int]] = {}
+    for i, step in enumerate(steps):
+        at = f"steps[{i}]"
+        if not isinstance(step, dict):
+            errors.append(field_error(at, "must be an object", "invalid_type"))
+            continue
+        handle = step.get("handle")
+        if not isinstance(handle, str) or not handle.strip():
+            errors.append(field_error(f"{at}.handle", "can't be blank", "required"))
+        elif not STEP_HANDLE_RE.match(handle):
+            errors.append(field_error(f"{at}.handle", "must be lowercase letters, digits and _", "invalid_format"))
+        elif handle in by_handle:
+            errors.append(field_error(f"{at}.handle", f"step handle {handle!r} is used twice", "duplicate"))
+        else:
+            by_handle[handle] = step
+        stype = step.get("type")
+        if stype not in STEP_TYPES:
+            errors.append(
+                field_error(f"{at}.type", f"unknown step type {stype!r}", "required" if stype is None else "inclusion")
+            )
+        position = step.get("position")
+        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+            errors.append(field_error(f"{at}.position", "must be an integer >= 0", "invalid_type"))
+        else:
+            scope = (step.get("parent_step_handle"), step.get("branch_handle"))
+            taken = seen_positions.setdefault(scope, set())
+            if position in taken:
+                errors.append(field_error(f"{at}.position", f"position {position} is used twice", "duplicate"))
+            taken.add(position)
+        if "settings" in step and step["settings"] is not None and not isinstance(step["settings"], dict):
+            errors.append(field_error(f"{at}.settings", "must be an object", "invalid_type"))
+        if stype == "channel":
+            errors.extend(_validate_channel_step(at, step))
+    # Branch children: their parent must be a condition step (and name one of its branches).
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict) or step.get("parent_step_handle") is None:
+            continue
+        at = f"steps[{i}]"
+        parent = by_handle.get(step["parent_step_handle"]) if isinstance(step["parent_step_handle"], str) else None
+        if parent is None or parent.get("type") != "condition":
+            errors.append(
+                field_error(f"{at}.parent_step_handle", "must be the handle of a condition step", "invalid")
+            )
+            continue
+        branch = step.get("branch_handle")
+        if _blank(branch):
+            errors.append(field_error(f"{at}.branch_handle", "can't be blank", "required"))
+            continue
+        branches = (parent.get("settings") or {}).get("branches") if isinstance(parent.get("settings"), dict) else None
+        if isinstance(branches, list):
+            names = {b.get("handle") for b in branches if isinstance(b, dict)}
+            if branch not in names:
+                errors.append(field_error(f"{at}.branch_handle", f"no branch {branch!r} in the parent", "invalid"))
+    root = [(i, s) for i, s in enumerate(steps) if isinstance(s, dict) and s.get("parent_step_handle") is None]
+    if not any(s.get("type") == "trigger" and s.get("position") == 0 for _, s in root):
+        errors.append(field_error("steps", "the root sequence must start with a trigger step at position 0",
+                                  "missing_trigger"))
+    ends = [(i, s) for i, s in root if s.get("type") == "end"]
+    if not ends:
+        errors.append(field_error("steps", "the root sequence must finish with an end step", "missing_end"))
+    else:
+        positions: list[int] = [s["position"] for _, s in root if _is_int(s.get("position"))]
+        i, end = ends[0]
+        if positions and _is_int(end.get("position")) and end["position"] != max(positions):
+            errors.append(field_error(f"steps[{i}].position", "the end step must be last", "invalid"))
+    return errors
+
+
+def _validate_channel_step(at: str, step: dict[str, Any]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    ctype = step.get("channel_type")
+    if ctype not in CHANNEL_TYPES:
+        reason = "required" if ctype is None else "inclusion"
+        errors.append(field_error(f"{at}.channel_type", f"unknown channel type {ctype!r}", reason))
+    template = step.get("template")
+    if template is None:
+        return errors  # a step without a template is valid, just not publishable
+    if not isinstance(template, dict):
+        return [*errors, field_error(f"{at}.template", "must be an object", "invalid_type")]
+    tctype = template.get("channel_type")
+    if tctype is not None and tctype != ctype:
+        errors.append(field_error(f"{at}.template.channel_type", "must equal the step's channel_type", "invalid"))
+    data = template.get("data")
+    if not isinstance(data, dict):
+        return [*errors, field_error(f"{at}.template.data", "must be an object", "invalid_type")]
+    for key in data:
+        if isinstance(key, str) and key.endswith("@"):
+            errors.append(field_error(f"{at}.template.data.{key}", "file pointers must be resolved before a push",
+                                      "unresolved_pointer"))
+    if ctype not in BODY_OPTIONAL and _blank(data.get("body")):
+        errors.append(field_error(f"{at}.template.data.body", "can't be blank", "required"))
+    return errors
+
+
+def validate_for_publish(steps: Any) -> list[FieldError]:
+    """Upsert rules plus what a live flow needs: every channel step has a channel and a template."""
+    errors = validate_steps(steps)
+    if not isinstance(steps, list):
+        return errors
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict) or step.get("type") != "channel":
+            continue
+        if _blank(step.get("channel_handle")):
+            errors.append(field_error(f"steps[{i}].channel_handle", "can't be blank", "required"))
+        if step.get("template") is None:
+            errors.append(field_error(f"steps[{i}].template", "a channel step needs a template", "required"))
+    return errors

@@ -1,0 +1,169 @@
+"""Turn a GitHub Actions event into the commit range whose changes count.
+
+Pure except `range_request_from_env`, which may read GITHUB_EVENT_PATH.
+
+The payload is read defensively: scheduled payloads have historically been `{"schedule": ...}`
+only, and any key may be missing or of the wrong type, so every lookup tolerates that.
+`gitrepo.GitRepo.resolve_range` turns the request into real commits (and handles zero shas,
+force pushes and shallow clones).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ZERO_SHA = "0" * 40
+
+# RangeRequest.kind values
+KIND_PULL_REQUEST = "pull_request"  # diff merge-base(base, head)..head
+KIND_PUSH = "push"  # diff before..after
+KIND_NEW_BRANCH = "push-new-branch"  # push that created a branch: no usable `before`
+KIND_DELETED = "push-deleted"  # push that deleted a branch: nothing to deploy
+KIND_MERGE_GROUP = "merge_group"
+KIND_EVERYTHING = "everything"  # schedule, workflow_dispatch
+KIND_DEFAULT = "default"  # unknown event or not under Actions: HEAD~1..HEAD
+
+
+@dataclass(frozen=True)
+class RangeRequest:
+    """What the event asks for, before looking at the repository.
+
+    `base`/`head` are commit shas (or refs) as the event names them; None means "decide from the
+    repository" (head: HEAD; base: HEAD's first parent, or the new-branch rules).
+    """
+
+    base: str | None
+    head: str | None
+    everything: bool
+    reason: str
+    kind: str
+    merge_commit: str | None = None  # pull_request: GITHUB_SHA, the test merge commit
+    ref: str | None = None  # the pushed ref, e.g. refs/heads/main
+    default_branch: str | None = None  # repository.default_branch when the payload has it
+    forced: bool = False
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _sha(value: Any) -> str | None:
+    """A usable sha from the payload: a non-empty string that is not the all-zero id."""
+    if not isinstance(value, str):
+        return None
+    text: str = value.strip()
+    if not text or set(text) == {"0"}:
+        return None
+    return text
+
+
+def _is_zero(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and set(value.strip()) == {"0"}
+
+
+def parse_event_payload(text: str | bytes | None) -> dict[str, Any]:
+    """The event JSON as a dict; {} when missing, empty or not a JSON object (never raises)."""
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def range_request(
+    event_name: str | None, event: Mapping[str, Any] | None, *, github_sha: str | None = None
+) -> RangeRequest:
+    """The range request for `event_name` (GITHUB_EVENT_NAME) and its parsed payload."""
+    name = (event_name or "").strip()
+    payload: Mapping[str, Any] = event if isinstance(event, Mapping) else {}
+    sha = _sha(github_sha)
+    default_branch = _get(payload, "repository", "default_branch")
+    default_branch = default_branch if isinstance(default_branch, str) and default_branch else None
+
+    if name in ("pull_request", "pull_request_target"):
+        base = _sha(_get(payload, "pull_request", "base", "sha"))
+        head = _sha(_get(payload, "pull_request", "head", "sha"))
+        number = _get(payload, "pull_request", "number") or _get(payload, "number")
+        label = f"pull request #{number}" if isinstance(number, int) else "pull request"
+        if base is None or head is None:
+            # Payload without the shas: fall back to the checked-out commit and its parent.
+            return RangeRequest(
+                None, sha, False, f"{name} event without pull_request.base/head sha; using HEAD~1..HEAD",
+                KIND_DEFAULT, merge_commit=sha, default_branch=default_branch,
+            )
+        return RangeRequest(
+            base, head, False, f"{label}: changes since the merge base of {base[:12]} and {head[:12]}",
+            KIND_PULL_REQUEST, merge_commit=sha, default_branch=default_branch,
+        )
+
+    if name == "push":
+        ref = _get(payload, "ref")
+        ref = ref if isinstance(ref, str) and ref else None
+        forced = _get(payload, "forced") is True
+        after_raw = _get(payload, "after")
+        if _get(payload, "deleted") is True or _is_zero(after_raw):
+            return RangeRequest(
+                None, None, False, f"push deleted {ref or 'a ref'}: nothing to deploy", KIND_DELETED,
+                ref=ref, default_branch=default_branch,
+            )
+        after = _sha(after_raw) or sha
+        before_raw = _get(payload, "before")
+        if _is_zero(before_raw) or _get(payload, "created") is True:
+            return RangeRequest(
+                None, after, False, f"push created {ref or 'a branch'} (no previous commit)", KIND_NEW_BRANCH,
+                ref=ref, default_branch=default_branch, forced=forced,
+            )
+        before = _sha(before_raw)
+        if before is None:
+            return RangeRequest(
+                None, after, False, "push event without `before`; using HEAD~1..HEAD", KIND_DEFAULT,
+                ref=ref, default_branch=default_branch, forced=forced,
+            )
+        return RangeRequest(
+            before, after, False, f"push {before[:12]}..{(after or 'HEAD')[:12]}" + (" (forced)" if forced else ""),
+            KIND_PUSH, ref=ref, default_branch=default_branch, forced=forced,
+        )
+
+    if name == "merge_group":
+        base = _sha(_get(payload, "merge_group", "base_sha"))
+        head = _sha(_get(payload, "merge_group", "head_sha")) or sha
+        if base is None:
+            return RangeRequest(
+                None, head, False, "merge_group event without base_sha; using HEAD~1..HEAD", KIND_DEFAULT,
+                default_branch=default_branch,
+            )
+        return RangeRequest(
+            base, head, False, f"merge group {base[:12]}..{(head or 'HEAD')[:12]}", KIND_MERGE_GROUP,
+            default_branch=default_branch,
+        )
+
+    if name in ("schedule", "workflow_dispatch"):
+        return RangeRequest(None, sha, True, f"{name} event: every notiflow counts", KIND_EVERYTHING,
+                            default_branch=default_branch)
+
+    reason = f"event {name!r} names no range; using HEAD~1..HEAD" if name else "no GitHub event; using HEAD~1..HEAD"
+    return RangeRequest(None, None, False, reason, KIND_DEFAULT, default_branch=default_branch)
+
+
+def range_request_from_env(env: Mapping[str, str], event_text: str | bytes | None = None) -> RangeRequest:
+    """GITHUB_EVENT_NAME and GITHUB_SHA from `env`; the payload from `event_text`, or else read from
+    GITHUB_EVENT_PATH (the module's only I/O; a missing or unreadable file counts as no payload).
+    Outside Actions (no GITHUB_EVENT_NAME) this is the default HEAD~1..HEAD request."""
+    if event_text is None and env.get("GITHUB_EVENT_NAME") and env.get("GITHUB_EVENT_PATH"):
+        try:
+            with open(env["GITHUB_EVENT_PATH"], "rb") as handle:
+                event_text = handle.read()
+        except OSError:
+            event_text = None
+    return range_request(
+        env.get("GITHUB_EVENT_NAME"), parse_event_payload(event_text), github_sha=env.get("GITHUB_SHA")
+    )

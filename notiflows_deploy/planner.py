@@ -1,0 +1,265 @@
+"""What a deploy would do to one notiflow: the conflict rule of CONTRACT section 7.
+
+Pure. The inputs are what the loader found in the repo (head and base) and what the server holds;
+the output is one `PlanItem` with an action, the sha to send as `expected_sha`, a semantic diff
+(server -> repo) and, for a conflict, everything needed to explain it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from notiflows_deploy.api.models import RemoteNotiflow
+from notiflows_deploy.diff import NotiflowDiff, mask, semantic_diff, three_way
+from notiflows_deploy.model import NotiflowOutcome, Problem, Severity, Status
+from notiflows_deploy.normalize import content_from_payload, content_from_remote, same_content
+
+REPO_LABEL = "repo@head"
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    handle: str
+    path: str  # repo-relative notiflow dir
+    payload: dict[str, Any] | None  # at head; None when invalid or removed
+    problems: list[Problem]  # errors+warnings from loading (invalid when any error)
+    meta_sha: str | None  # __meta.sha recorded in the repo at head
+    base_payload: dict[str, Any] | None  # payload at the base commit (None: new in range or unknown)
+    remote: RemoteNotiflow | None  # the server's notiflow (None: does not exist)
+    removed: bool = False  # directory deleted in the range
+
+
+@dataclass(frozen=True)
+class ConflictInfo:
+    """Why the server's current version is not "ours", with the facts the API gives about it."""
+
+    recorded_sha: str | None  # __meta.sha in the repo
+    server_sha: str | None
+    server_version: int | None
+    changed_at: str | None  # current_version.inserted_at
+    changed_by: str | None  # "Ada Lovelace (member)"
+    base_content: dict[str, Any] | None
+    repo_content: dict[str, Any]
+    server_content: dict[str, Any]
+
+    def describe(self) -> str:
+        """One sentence of facts: which server version, when, by whom, against what the repo recorded."""
+        version = f"version {self.server_version}" if self.server_version is not None else "the current version"
+        text = f"The server holds {version} (sha {_short_sha(self.server_sha)})"
+        if self.changed_at or self.changed_by:
+            text += ", created"
+            if self.changed_at:
+                text += f" at {self.changed_at}"
+            if self.changed_by:
+                text += f" by {self.changed_by}"
+        recorded = f"sha {_short_sha(self.recorded_sha)}" if self.recorded_sha else "no sha (no __meta.sha)"
+        return text + f"; the repo recorded {recorded}."
+
+    def view(self, secrets: Collection[str] = ()) -> str:
+        """The three-way view (base, repo, server), secrets masked."""
+        return three_way(self.base_content, self.repo_content, self.server_content, secrets=secrets)
+
+    def to_dict(self, secrets: Collection[str] = ()) -> dict[str, Any]:
+        return {
+            "recorded_sha": self.recorded_sha,
+            "server_sha": self.server_sha,
+            "server_version": self.server_version,
+            "changed_at": self.changed_at,
+            "changed_by": self.changed_by,
+            "three_way": self.view(secrets),
+        }
+
+
+@dataclass
+class PlanItem:
+    handle: str
+    path: str
+    action: Status  # WOULD_CREATE, WOULD_UPDATE, UNCHANGED, CONFLICT, INVALID, REMOVED
+    expected_sha: str | None
+    remote_sha: str | None
+    remote_version: int | None
+    diff: NotiflowDiff | None
+    reason: str
+    conflict: ConflictInfo | None
+    problems: list[Problem]
+    payload: dict[str, Any] | None
+    # Kept for the deployer: to explain a conflict found at push time and to decide about publishing.
+    remote: RemoteNotiflow | None = None
+    meta_sha: str | None = None
+    base_payload: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is not Severity.ERROR]
+
+
+def _short_sha(sha: str | None) -> str:
+    return (sha[:12] if len(sha) > 12 else sha) if sha else "?"
+
+
+def _actor(remote: RemoteNotiflow) -> str | None:
+    version = remote.current_version
+    if version is None or version.created_by is None:
+        return None
+    actor = version.created_by
+    name = actor.name or actor.id
+    if not name:
+        return actor.type or None
+    return f"{name} ({actor.type})" if actor.type else name
+
+
+def conflict_info(
+    *, remote: RemoteNotiflow, payload: Mapping[str, Any], base_payload: Mapping[str, Any] | None, meta_sha: str | None
+) -> ConflictInfo:
+    version = remote.current_version
+    return ConflictInfo(
+        recorded_sha=meta_sha,
+        server_sha=version.sha if version else None,
+        server_version=version.version_number if version else None,
+        changed_at=version.inserted_at if version else None,
+        changed_by=_actor(remote),
+        base_content=content_from_payload(base_payload) if base_payload is not None else None,
+        repo_content=content_from_payload(payload),
+        server_content=content_from_remote(remote),
+    )
+
+
+def server_label(remote: RemoteNotiflow | None) -> str:
+    version = remote.current_version if remote else None
+    return f"server@v{version.version_number}" if version else "server"
+
+
+def is_ours(remote: RemoteNotiflow, *, meta_sha: str | None, base_payload: Mapping[str, Any] | None) -> str:
+    """Why the server's current version is ours ("" when it is not): by recorded sha or by base content."""
+    version = remote.current_version
+    if meta_sha and version is not None and version.sha == meta_sha:
+        return "sha"
+    if base_payload is not None and same_content(base_payload, content_from_remote(remote)):
+        return "base"
+    return ""
+
+
+def plan_one(inp: PlanInput) -> PlanItem:
+    remote = inp.remote
+    version = remote.current_version if remote else None
+    item = PlanItem(
+        handle=inp.handle,
+        path=inp.path,
+        action=Status.INVALID,
+        expected_sha=None,
+        remote_sha=version.sha if version else None,
+        remote_version=version.version_number if version else None,
+        diff=None,
+        reason="",
+        conflict=None,
+        problems=list(inp.problems),
+        payload=inp.payload,
+        remote=remote,
+        meta_sha=inp.meta_sha,
+        base_payload=inp.base_payload,
+    )
+    if inp.removed:
+        item.action = Status.REMOVED
+        item.payload = None
+        where = (
+            f"the server still has it (version {item.remote_version}); delete it in the dashboard if it should go"
+            if remote is not None
+            else "the server does not have it either"
+        )
+        item.reason = f"The notiflow directory was deleted in this range; nothing is deleted on the server and {where}."
+        return item
+    errors = item.errors
+    if errors or inp.payload is None:
+        item.action = Status.INVALID
+        item.reason = (
+            f"{len(errors)} error{'s' if len(errors) != 1 else ''} in the local files; not pushed."
+            if errors
+            else "No payload could be built from the local files; not pushed."
+        )
+        return item
+    payload = inp.payload
+    if remote is None:
+        item.action = Status.WOULD_CREATE
+        item.diff = semantic_diff(None, payload, old_label="(none)", new_label=REPO_LABEL)
+        item.reason = (
+            f"The server has no notiflow {inp.handle!r} although the repo recorded sha {_short_sha(inp.meta_sha)}"
+            " (deleted on the server?); it would be created again."
+            if inp.meta_sha
+            else f"The server has no notiflow {inp.handle!r}; it would be created."
+        )
+        return item
+    server = content_from_remote(remote)
+    label = server_label(remote)
+    if same_content(payload, server):
+        item.action = Status.UNCHANGED
+        item.expected_sha = item.remote_sha
+        item.reason = f"The server's current version ({item.remote_version}) already has this content; no write."
+        if inp.meta_sha and inp.meta_sha != item.remote_sha:
+            item.notes.append("Its sha differs from __meta.sha (normal after a CI deploy); content is what counts.")
+        return item
+    ours = is_ours(remote, meta_sha=inp.meta_sha, base_payload=inp.base_payload)
+    item.diff = semantic_diff(server, payload, old_label=label, new_label=REPO_LABEL)
+    if ours:
+        item.action = Status.WOULD_UPDATE
+        item.expected_sha = item.remote_sha
+        item.reason = (
+            f"The server's current version ({item.remote_version}) is the one recorded in __meta.sha;"
+            f" the repo's changes would be pushed ({item.diff.summary()})."
+            if ours == "sha"
+            else f"The server's current version ({item.remote_version}) holds what the base commit had;"
+            f" the repo's changes would be pushed ({item.diff.summary()})."
+        )
+        return item
+    item.action = Status.CONFLICT
+    item.conflict = conflict_info(remote=remote, payload=payload, base_payload=inp.base_payload, meta_sha=inp.meta_sha)
+    if inp.base_payload is None and not inp.meta_sha:
+        why = (
+            "the repo has no record of it (no __meta.sha, no base revision), so it may hold edits made outside git"
+        )
+    elif inp.base_payload is not None and same_content(inp.base_payload, content_from_payload(payload)):
+        why = "it was changed outside git while the repo's content stayed as at the base"
+    else:
+        why = "it matches neither __meta.sha nor the base commit's content (changed outside git, e.g. in the dashboard)"
+    item.reason = (
+        f"The server's current version ({item.remote_version}) differs from the repo and {why};"
+        " not pushed (use --force to overwrite)."
+    )
+    if inp.base_payload is not None or inp.meta_sha:
+        item.notes.append(
+            "If the server holds an older revision from this repo (an earlier deploy that failed or was skipped),"
+            " the three-way view shows it as server-side changes; --force pushes the repo's version."
+        )
+    return item
+
+
+def plan_outcome(item: PlanItem, secrets: Collection[str] = ()) -> NotiflowOutcome:
+    """The report entry for plan mode (no write happened)."""
+    detail = " ".join([item.reason, *item.notes])
+    diff = item.diff.render(secrets) if item.diff is not None and not item.diff.is_empty else ""
+    extra: dict[str, Any] = {}
+    if item.conflict is not None:
+        detail = f"{detail} {item.conflict.describe()}"
+        extra["conflict"] = item.conflict.to_dict(secrets)
+        diff = item.conflict.view(secrets)
+    if item.diff is not None:
+        extra["summary"] = item.diff.summary()
+    return NotiflowOutcome(
+        handle=item.handle,
+        status=item.action,
+        path=item.path,
+        remote_sha_before=item.remote_sha,
+        version_before=item.remote_version,
+        version=item.remote_version,
+        errors=item.errors,
+        warnings=item.warnings,
+        diff=diff,
+        detail=mask(detail, secrets),
+        extra=extra,
+    )

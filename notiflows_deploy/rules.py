@@ -1,0 +1,409 @@
+"""Format rules for one notiflow.json that JSON Schema cannot express.
+
+Pure: takes the decoded document, returns `Finding`s carrying a JSON path (no positions, no I/O);
+`validate.DocumentChecker` turns them into located `Problem`s. Every rule is defensive: it runs on
+documents that already failed the schema and skips anything that is not the expected type.
+
+| code                     | severity | what                                                                  |
+|--------------------------|----------|-----------------------------------------------------------------------|
+| trigger-missing          | error    | no step of type `trigger`                                             |
+| trigger-duplicate        | error    | more than one `trigger` (reported on each extra one)                  |
+| trigger-position         | error    | the trigger is not at position 0 of the root sequence                 |
+| end-missing              | error    | no step of type `end`                                                 |
+| end-duplicate            | error    | more than one `end`                                                   |
+| end-position             | error    | the end step is not last in the root sequence                         |
+| step-handle-duplicate    | error    | two steps share a handle                                              |
+| step-handle-style        | warning  | handle outside the vendor's documented pattern ^[a-z_]+(_\\d+)?$      |
+| position-duplicate       | error    | two steps share a position within one scope                           |
+| position-gap             | error    | positions of a scope do not run 0..n-1                                |
+| parent-unknown           | error    | parent_step_handle names no step (an orphaned step)                   |
+| parent-not-condition     | error    | parent_step_handle names a step that is not a condition               |
+| branch-unknown           | error    | branch_handle is not a branch of the parent condition                 |
+| step-cycle               | error    | parent_step_handle chain loops back on itself                         |
+| branch-handle-duplicate  | error    | two branches of one condition share a handle                          |
+| branches-all-finish      | error    | every branch of a condition has finish: true                          |
+| condition-depth          | error    | conditions nested more than MAX_CONDITION_DEPTH deep                  |
+| template-channel-mismatch| error    | template.channel_type differs from the step's channel_type            |
+| body-empty               | error    | an inline template body is empty or whitespace only                   |
+| body-extension           | warning  | the `body@` file's extension does not suit the channel type           |
+
+The branch count (2..10) is left to the schema (minItems/maxItems) so it is reported once.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .model import Severity
+
+Path = tuple[str | int, ...]
+
+MAX_CONDITION_DEPTH = 5
+VENDOR_HANDLE = re.compile(r"^[a-z_]+(_[0-9]+)?$")
+BODY_EXTENSIONS: dict[str, str] = {
+    "email": ".html",
+    "in_app": ".md",
+    "chat": ".md",
+    "sms": ".txt",
+    "mobile_push": ".txt",
+    "web_push": ".txt",
+    "webhook": ".json",
+}
+BODY_OPTIONAL = frozenset({"webhook"})
+STEP_TYPES = frozenset({"trigger", "end", "channel", "condition", "wait", "digest", "throttle"})
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    path: Path
+    message: str
+    severity: Severity = Severity.ERROR
+    hint: str = ""
+    key: bool = False  # locate the key at `path` rather than its value
+
+
+@dataclass(frozen=True)
+class _Step:
+    index: int
+    data: dict[str, Any]
+
+    @property
+    def path(self) -> Path:
+        return ("steps", self.index)
+
+    def str_field(self, name: str) -> str | None:
+        value = self.data.get(name)
+        return value if isinstance(value, str) else None
+
+    @property
+    def handle(self) -> str | None:
+        return self.str_field("handle")
+
+    @property
+    def type(self) -> str | None:
+        return self.str_field("type")
+
+    @property
+    def position(self) -> int | None:
+        value = self.data.get("position")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def parent(self) -> str | None:
+        return self.str_field("parent_step_handle")
+
+    @property
+    def branch(self) -> str | None:
+        return self.str_field("branch_handle")
+
+    def branches(self) -> list[tuple[int, dict[str, Any]]]:
+        settings = self.data.get("settings")
+        branches = settings.get("branches") if isinstance(settings, dict) else None
+        if not isinstance(branches, list):
+            return []
+        return [(i, b) for i, b in enumerate(branches) if isinstance(b, dict)]
+
+    def branch_handles(self) -> set[str]:
+        return {b["handle"] for _, b in self.branches() if isinstance(b.get("handle"), str)}
+
+
+def check_rules(document: Any) -> list[Finding]:
+    """Every format-rule finding for `document` (the decoded notiflow.json), in document order."""
+    if not isinstance(document, dict) or not isinstance(document.get("steps"), list):
+        return []
+    steps = [_Step(i, s) for i, s in enumerate(document["steps"]) if isinstance(s, dict)]
+    findings: list[Finding] = []
+    for rule in (_terminal_steps, _handles, _tree, _positions, _branches, _templates):
+        findings.extend(rule(steps))
+    return findings
+
+
+def _terminal_steps(steps: list[_Step]) -> Iterator[Finding]:
+    root = [s for s in steps if s.parent is None and s.branch is None]
+    root_positions = [s.position for s in root if s.position is not None]
+    last = max(root_positions, default=None)
+    for kind in ("trigger", "end"):
+        found = [s for s in steps if s.type == kind]
+        if not found:
+            yield Finding(
+                f"{kind}-missing",
+                ("steps",),
+                f"steps: there is no {kind!r} step; every notiflow keeps exactly one",
+                key=True,
+                hint=f'add {{ "handle": "{kind}", "type": "{kind}", "position": ... }}'
+                + (" at position 0" if kind == "trigger" else " as the last root step"),
+            )
+            continue
+        for extra in found[1:]:
+            yield Finding(
+                f"{kind}-duplicate",
+                (*extra.path, "type"),
+                f"{_name(extra)}: a second {kind!r} step; a notiflow has exactly one",
+                hint=f"the first one is steps[{found[0].index}]",
+            )
+        step = found[0]
+        if len(found) > 1:
+            continue  # where "last" is depends on which one is removed; the duplicate says enough
+        if step.parent is not None or step.branch is not None:
+            key = "parent_step_handle" if step.parent is not None else "branch_handle"
+            yield Finding(
+                f"{kind}-position",
+                (*step.path, key),
+                f"{_name(step)}: the {kind} step must be in the root sequence, not inside a branch",
+                key=True,
+            )
+        elif kind == "trigger" and step.position is not None and step.position != 0:
+            yield Finding(
+                "trigger-position",
+                (*step.path, "position"),
+                f"{_name(step)}.position: the trigger step must be at position 0, not {step.position}",
+            )
+        elif kind == "end" and step.position is not None and last is not None and step.position != last:
+            yield Finding(
+                "end-position",
+                (*step.path, "position"),
+                f"{_name(step)}.position: the end step must be last in the root sequence "
+                f"(position {last}), not at {step.position}",
+            )
+
+
+def _handles(steps: list[_Step]) -> Iterator[Finding]:
+    first: dict[str, _Step] = {}
+    for step in steps:
+        handle = step.handle
+        if handle is None:
+            continue
+        if handle in first:
+            yield Finding(
+                "step-handle-duplicate",
+                (*step.path, "handle"),
+                f"{_name(step)}.handle: {handle!r} is already the handle of steps[{first[handle].index}]",
+                hint="step handles must be unique within a notiflow",
+            )
+            continue
+        first[handle] = step
+        if not VENDOR_HANDLE.match(handle) and re.match(r"^[a-z_][a-z0-9_]*$", handle):
+            yield Finding(
+                "step-handle-style",
+                (*step.path, "handle"),
+                f"{_name(step)}.handle: {handle!r} does not follow the documented handle pattern "
+                f"^[a-z_]+(_\\d+)?$ (e.g. email_1); the server may refuse it",
+                severity=Severity.WARNING,
+            )
+
+
+def _tree(steps: list[_Step]) -> Iterator[Finding]:
+    """Parent references, cycles and condition nesting depth."""
+    by_handle: dict[str, _Step] = {}
+    for step in steps:
+        if step.handle is not None:
+            by_handle.setdefault(step.handle, step)
+    for step in steps:
+        parent_handle = step.parent
+        if parent_handle is None:
+            continue
+        parent = by_handle.get(parent_handle)
+        where = (*step.path, "parent_step_handle")
+        if parent is None:
+            close = _close(parent_handle, [s.handle for s in steps if s.type == "condition" and s.handle])
+            yield Finding(
+                "parent-unknown",
+                where,
+                f"{_name(step)}.parent_step_handle: no step has the handle {parent_handle!r}, "
+                "so this step is orphaned",
+                hint=close,
+            )
+        elif parent.type != "condition" and parent.type in STEP_TYPES:  # an unknown type is the schema's
+            yield Finding(
+                "parent-not-condition",
+                where,
+                f"{_name(step)}.parent_step_handle: {parent_handle!r} is a {parent.type!r} step; "
+                "only condition steps have branches",
+            )
+        elif step.branch is not None and step.branch not in parent.branch_handles():
+            branches = sorted(parent.branch_handles())
+            yield Finding(
+                "branch-unknown",
+                (*step.path, "branch_handle"),
+                f"{_name(step)}.branch_handle: condition {parent_handle!r} has no branch {step.branch!r}"
+                + (f" (its branches: {', '.join(branches)})" if branches else ""),
+                hint=_close(step.branch, branches),
+            )
+
+    # Cycles: follow each chain; report a loop once, on the step of the loop that comes first.
+    reported: set[str] = set()
+    for step in steps:
+        chain: list[str] = []
+        current: _Step | None = step
+        while current is not None and current.handle is not None and current.handle not in chain:
+            chain.append(current.handle)
+            current = by_handle.get(current.parent) if current.parent is not None else None
+        if current is None or current.handle is None:
+            continue
+        loop = chain[chain.index(current.handle):]
+        if step.handle in loop and not reported.intersection(loop):
+            reported.update(loop)
+            yield Finding(
+                "step-cycle",
+                (*step.path, "parent_step_handle"),
+                f"{_name(step)}.parent_step_handle: the parent chain loops: "
+                + " -> ".join([*loop, loop[0]]),
+                hint="a branch child cannot contain its own ancestor",
+            )
+
+    # Nesting depth: report where the limit is first exceeded, not on every deeper step.
+    for step in steps:
+        if step.type != "condition":
+            continue
+        depth, current, seen = 1, step, {step.handle}
+        while current.parent is not None:
+            parent = by_handle.get(current.parent)
+            if parent is None or parent.handle in seen:
+                break
+            seen.add(parent.handle)
+            if parent.type == "condition":
+                depth += 1
+            current = parent
+        if depth == MAX_CONDITION_DEPTH + 1:
+            yield Finding(
+                "condition-depth",
+                (*step.path, "type"),
+                f"{_name(step)}: condition steps are nested {depth} deep; at most {MAX_CONDITION_DEPTH} are allowed",
+            )
+
+
+def _positions(steps: list[_Step]) -> Iterator[Finding]:
+    scopes: dict[tuple[str | None, str | None], list[_Step]] = {}
+    unusable: set[tuple[str | None, str | None]] = set()  # scopes with a position the schema rejects
+    for step in steps:
+        scope_key = (step.parent, step.branch)
+        if step.position is not None and step.position >= 0:
+            scopes.setdefault(scope_key, []).append(step)
+        else:
+            unusable.add(scope_key)
+    for (parent, branch), members in scopes.items():
+        scope = "the root sequence" if parent is None and branch is None else f"branch {parent}/{branch}"
+        counts = Counter(s.position for s in members)
+        if any(n > 1 for n in counts.values()):
+            seen: dict[int, _Step] = {}
+            for step in members:
+                pos = step.position
+                assert pos is not None
+                if pos in seen:
+                    yield Finding(
+                        "position-duplicate",
+                        (*step.path, "position"),
+                        f"{_name(step)}.position: position {pos} is already used by steps[{seen[pos].index}] "
+                        f"in {scope}",
+                        hint="positions in a scope must be unique and run 0, 1, 2, ...",
+                    )
+                else:
+                    seen[pos] = step
+            continue
+        if (parent, branch) in unusable:
+            continue  # a gap would only echo the schema error on the bad position
+        wanted = set(range(len(members)))
+        missing = sorted(wanted - counts.keys())
+        if missing:
+            gap = missing[0]
+            after = min((s for s in members if s.position is not None and s.position > gap),
+                        key=lambda s: s.position or 0)
+            yield Finding(
+                "position-gap",
+                (*after.path, "position"),
+                f"{_name(after)}.position: positions in {scope} must run 0..{len(members) - 1} without gaps; "
+                f"{gap} is missing",
+                hint=f"renumber {scope}: 0, 1, 2, ...",
+            )
+
+
+def _branches(steps: list[_Step]) -> Iterator[Finding]:
+    for step in steps:
+        if step.type != "condition":
+            continue
+        branches = step.branches()
+        seen: dict[str, int] = {}
+        for i, branch in branches:
+            handle = branch.get("handle")
+            if not isinstance(handle, str):
+                continue
+            if handle in seen:
+                yield Finding(
+                    "branch-handle-duplicate",
+                    (*step.path, "settings", "branches", i, "handle"),
+                    f"{_name(step)}.settings.branches[{i}].handle: {handle!r} is already used by "
+                    f"branches[{seen[handle]}]",
+                    hint="branch handles must be unique within a condition step",
+                )
+            else:
+                seen[handle] = i
+        if len(branches) >= 2 and all(b.get("finish") is True for _, b in branches):
+            yield Finding(
+                "branches-all-finish",
+                (*step.path, "settings", "branches"),
+                f"{_name(step)}.settings.branches: every branch has finish: true; at least one must continue",
+                hint="set finish to false on the default branch",
+            )
+
+
+def _templates(steps: list[_Step]) -> Iterator[Finding]:
+    for step in steps:
+        if step.type != "channel":
+            continue
+        template = step.data.get("template")
+        if not isinstance(template, dict):
+            continue
+        step_channel = step.str_field("channel_type")
+        template_channel = template.get("channel_type")
+        if (
+            isinstance(template_channel, str)
+            and step_channel in BODY_EXTENSIONS  # an unknown step channel_type is the schema's to report
+            and template_channel != step_channel
+        ):
+            yield Finding(
+                "template-channel-mismatch",
+                (*step.path, "template", "channel_type"),
+                f"{_name(step)}.template.channel_type: {template_channel!r} does not match the step's "
+                f"channel_type {step_channel!r}",
+            )
+        channel = template_channel if isinstance(template_channel, str) else step_channel
+        data = template.get("data")
+        if not isinstance(data, dict):
+            continue
+        body = data.get("body")
+        if isinstance(body, str) and not body.strip() and channel not in BODY_OPTIONAL:
+            yield Finding(
+                "body-empty",
+                (*step.path, "template", "data", "body"),
+                f"{_name(step)}.template.data.body: the body is empty; a channel step needs a non-empty body",
+            )
+        pointer = data.get("body@")
+        expected = BODY_EXTENSIONS.get(channel or "")
+        if isinstance(pointer, str) and expected:
+            ext = posixpath.splitext(pointer)[1].lower()
+            if ext != expected:
+                yield Finding(
+                    "body-extension",
+                    (*step.path, "template", "data", "body@"),
+                    f"{_name(step)}.template.data.body@: the body file of a {channel} step should end in {expected}, "
+                    f"not {ext or '(no extension)'!s}",
+                    severity=Severity.WARNING,
+                    hint=f"rename it to steps/{step.handle or '<handle>'}/body{expected}",
+                )
+
+
+def _name(step: _Step) -> str:
+    return f"steps[{step.index}]"
+
+
+def _close(word: str, options: list[str]) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"did you mean {match[0]!r}?" if match else ""

@@ -1,0 +1,228 @@
+"""diff: semantic diffs (exact renderings), summaries, secret masking and the three-way conflict view."""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any
+
+from notiflows_deploy.api.models import RemoteNotiflow
+from notiflows_deploy.diff import mask, semantic_diff, three_way
+from notiflows_deploy.normalize import content_from_remote
+
+
+def old_content() -> dict[str, Any]:
+    return {
+        "name": "Welcome",
+        "active": True,
+        "steps": [
+            {"handle": "trigger", "type": "trigger", "position": 0},
+            {"handle": "email_1", "type": "channel", "channel_type": "email", "position": 1,
+             "template": {"channel_type": "email",
+                          "data": {"subject": "Welcome", "body": "<p>Hi</p>\n<p>there</p>\n<p>bye</p>\n"}}},
+            {"handle": "wait_1", "type": "wait", "position": 2, "settings": {"duration": 1, "duration_unit": "days"}},
+            {"handle": "end", "type": "end", "position": 3},
+        ],
+    }
+
+
+def new_content() -> dict[str, Any]:
+    new = old_content()
+    new["name"] = "Welcome!"
+    del new["active"]  # omitted by the repo: left as it is on the server, so not a change
+    data = new["steps"][1]["template"]["data"]
+    data["subject"] = "Welcome!"
+    data["body"] = "<p>Hi</p>\n<p>there!</p>\n<p>bye</p>\n"
+    new["steps"][2] = {"handle": "sms_1", "type": "channel", "channel_type": "sms", "position": 2,
+                       "template": {"channel_type": "sms", "data": {"body": "Hi!"}}}
+    return new
+
+
+EXPECTED = """\
+~ name: "Welcome" -> "Welcome!"
+~ step email_1 (channel/email)
+    template.data.body:
+      --- server@v3
+      +++ repo@head
+      @@ -1,3 +1,3 @@
+       <p>Hi</p>
+      -<p>there</p>
+      +<p>there!</p>
+       <p>bye</p>
+    template.data.subject: "Welcome" -> "Welcome!"
++ step sms_1 (channel/sms)
+    channel_type: "sms"
+    position: 2
+    template.channel_type: "sms"
+    template.data.body: "Hi!"
+    type: "channel"
+- step wait_1 (wait)"""
+
+
+def test_render_exact() -> None:
+    diff = semantic_diff(old_content(), new_content(), old_label="server@v3", new_label="repo@head")
+    assert diff.render() == EXPECTED
+    assert diff.summary() == "name changed; 1 step changed, 1 added, 1 removed"
+    assert not diff.is_empty
+
+
+def test_render_is_stable_whatever_the_step_order() -> None:
+    shuffled = new_content()
+    random.Random(4).shuffle(shuffled["steps"])
+    diff = semantic_diff(old_content(), shuffled, old_label="server@v3", new_label="repo@head")
+    assert diff.render() == EXPECTED
+
+
+def test_moves_and_renames_are_counted_separately() -> None:
+    new = old_content()
+    new["steps"][1]["position"], new["steps"][2]["position"] = 2, 1
+    diff = semantic_diff(old_content(), new)
+    assert diff.render() == (
+        "~ step wait_1 (wait)\n    position: 2 -> 1\n~ step email_1 (channel/email)\n    position: 1 -> 2"
+    )
+    assert diff.summary() == "2 steps moved"
+    new["steps"][1]["template"]["data"]["subject"] = "x"
+    assert semantic_diff(old_content(), new).summary() == "1 step changed, 1 moved"
+
+
+def test_branch_change_is_a_move_with_dotted_paths_for_nested_fields() -> None:
+    old: dict[str, Any] = {"steps": [{"handle": "c", "type": "condition", "position": 1,
+                      "settings": {"branches": [{"handle": "a", "conditions": [{"property": "data.plan",
+                                                                                "value": "pro"}]}]}},
+                     {"handle": "e", "type": "end", "position": 0, "parent_step_handle": "c", "branch_handle": "a"}]}
+    new = copy.deepcopy(old)
+    new["steps"][0]["settings"]["branches"][0]["conditions"][0]["value"] = "team"
+    new["steps"][1]["branch_handle"] = "b"
+    diff = semantic_diff(old, new)
+    assert diff.render() == (
+        "~ step e (end)\n    branch_handle: \"a\" -> \"b\"\n"
+        "~ step c (condition)\n    settings.branches[0].conditions[0].value: \"pro\" -> \"team\""
+    )
+
+
+def test_volatile_server_fields_never_show() -> None:
+    steps = copy.deepcopy(old_content()["steps"])
+    for i, s in enumerate(steps):
+        s.update(id=f"s{i}", inserted_at="2026-01-01T00:00:00Z", updated_at="2026-02-01T00:00:00Z",
+                 notiflow_id="n", parent_step_handle=None, conditions=[], provider_settings={})
+    remote = RemoteNotiflow.from_json({
+        "handle": "welcome", "name": "Welcome", "active": True, "include_in_preferences": True,
+        "current_version": {"sha": "f00", "version_number": 9, "status": "draft", "valid": True, "id": "v",
+                            "inserted_at": "2026-01-01T00:00:00Z", "steps": steps},
+    })
+    diff = semantic_diff(content_from_remote(remote), old_content())
+    assert diff.is_empty
+    assert diff.render() == ""
+    assert diff.summary() == "no changes"
+
+
+def test_created_notiflow() -> None:
+    new = {"name": "Hi", "steps": [{"handle": "trigger", "type": "trigger", "position": 0},
+                                   {"handle": "end", "type": "end", "position": 1}]}
+    diff = semantic_diff(None, new, old_label="(none)", new_label="repo@head")
+    assert diff.render() == (
+        '+ name: "Hi"\n+ step trigger (trigger)\n    position: 0\n    type: "trigger"\n'
+        '+ step end (end)\n    position: 1\n    type: "end"'
+    )
+    assert diff.summary() == "new notiflow with 2 steps"
+
+
+def test_long_values_become_unified_diffs() -> None:
+    long_old = "x" * 90
+    headers = {"a": "1" * 50, "b": "2" * 40}
+    old: dict[str, Any] = {"steps": [{"handle": "w", "type": "webhook", "position": 1,
+                                      "settings": {"k": long_old, "headers": headers}}]}
+    new = copy.deepcopy(old)
+    new["steps"][0]["settings"]["k"] = long_old + "y"
+    new["steps"][0]["settings"]["headers"] = ["a" * 50, "b" * 40]  # not the same shape: whole value compared
+    text = semantic_diff(old, new, old_label="A", new_label="B").render()
+    assert "settings.k:\n      --- A\n      +++ B\n" in text
+    assert f"      -{long_old}\n      +{long_old}y" in text
+    assert "settings.headers:\n      --- A\n      +++ B" in text
+    assert '      -  "a": "' in text and '      +  "' in text
+
+
+def test_final_newline_only_change_is_explained() -> None:
+    old: dict[str, Any] = {"steps": [{"handle": "s", "type": "channel", "position": 1,
+                                      "template": {"data": {"body": "a\nb\n"}}}]}
+    new = copy.deepcopy(old)
+    new["steps"][0]["template"]["data"]["body"] = "a\nb"
+    text = semantic_diff(old, new).render()
+    assert "template.data.body: line endings or the final newline differ" in text
+    assert "(LF, final newline -> LF, no final newline)" in text
+
+
+def test_secrets_are_masked_inline_in_text_diffs_and_json_escaped() -> None:
+    secret = 'tok"en-123'
+    multi = "line-one-secret\nline-two-secret"
+    old: dict[str, Any] = {"steps": [{"handle": "s", "type": "channel", "position": 1,
+                      "template": {"data": {"body": "hello\nworld\n", "url": "https://x/?k=" + secret}}}]}
+    new = copy.deepcopy(old)
+    new["steps"][0]["template"]["data"]["body"] = f"hello\n{multi}\nworld\n"
+    new["steps"][0]["template"]["data"]["url"] = "https://y/?k=" + secret
+    text = semantic_diff(old, new).render(secrets={secret, multi, ""})
+    assert "tok" not in text and "line-one-secret" not in text and "line-two-secret" not in text
+    assert '"https://x/?k=***" -> "https://y/?k=***"' in text
+    assert mask("abc", ["b"]) == "a***c"
+
+
+def test_three_way_flags_overlap_and_separates_sides() -> None:
+    base = old_content()
+    repo = copy.deepcopy(base)
+    repo["steps"][1]["template"]["data"]["subject"] = "Repo subject"
+    repo["steps"][2]["settings"]["duration"] = 2
+    server = copy.deepcopy(base)
+    server["steps"][1]["template"]["data"]["subject"] = "Dashboard subject"
+    server["name"] = "Renamed in dashboard"
+    del server["steps"][2]  # wait_1 removed on the server, edited in the repo
+    server["steps"][-1]["position"] = 2
+    text = three_way(base, repo, server)
+    assert text == """\
+Changed in the repo since base (2 steps changed):
+  ~ step email_1 (channel/email)
+      template.data.subject: "Welcome" -> "Repo subject"
+  ~ step wait_1 (wait)
+      settings.duration: 1 -> 2
+Changed on the server since base (name changed; 1 step changed, 1 removed, 1 moved):
+  ~ name: "Welcome" -> "Renamed in dashboard"
+  ~ step email_1 (channel/email)
+      template.data.subject: "Welcome" -> "Dashboard subject"
+  ~ step end (end)
+      position: 3 -> 2
+  - step wait_1 (wait)
+Changed on both sides (overlapping):
+  ! step email_1 template.data.subject: repo "Repo subject", server "Dashboard subject"
+  ! step wait_1: server removed it, repo edited it"""
+    # Only the server renamed the notiflow: shown on its side, not flagged as overlapping.
+    assert "Renamed" not in text.split("Changed on both sides")[1]
+
+
+def test_three_way_same_change_both_sides_and_unmanaged_fields() -> None:
+    base = {"steps": [{"handle": "t", "type": "trigger", "position": 0}]}
+    repo = {"steps": [{"handle": "t", "type": "trigger", "position": 0, "name": "Start"}]}
+    server = {"name": "Dash", "active": False, "steps": [{"handle": "t", "type": "trigger", "position": 0,
+                                                          "name": "Start"}]}
+    text = three_way(base, repo, server)
+    assert '! step t name: same change on both sides: "Start"' in text
+    assert "Dash" not in text  # the repo does not manage `name`: not shown as a server change
+
+
+def test_three_way_without_base_falls_back_to_server_to_repo() -> None:
+    text = three_way(None, {"name": "B", "steps": []}, {"name": "A", "steps": []}, secrets=["B"])
+    assert text.startswith("The base is unknown")
+    assert '~ name: "A" -> "***"' in text
+
+
+def test_three_way_step_added_on_both_sides_compares_its_fields() -> None:
+    base: dict[str, Any] = {"steps": [{"handle": "t", "type": "trigger", "position": 0}]}
+    sms = {"handle": "sms_1", "type": "channel", "channel_type": "sms", "position": 1,
+           "template": {"data": {"body": "Hi"}}}
+    repo = copy.deepcopy(base)
+    repo["steps"].append(sms)
+    server = copy.deepcopy(repo)
+    server["steps"][1]["template"]["data"]["body"] = "Hello"
+    text = three_way(base, repo, server)
+    assert '! step sms_1 template.data.body: repo "Hi", server "Hello"' in text
+    assert '! step sms_1 type: same change on both sides: "channel"' in text
+    both_removed = three_way(repo, base, base)
+    assert "! step sms_1: same change on both sides: removed" in both_removed

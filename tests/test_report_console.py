@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from notiflows_deploy.model import NotiflowOutcome, Problem, RunResult, Status
+from notiflows_deploy.report.console import RENDERERS, message, render
+from notiflows_deploy.report.summary import example_result
+
+
+def _out(fmt: str, result: RunResult) -> str:
+    stream = io.StringIO()
+    render(result, fmt, stream)
+    return stream.getvalue()
+
+
+def test_registry() -> None:
+    assert set(RENDERERS) == {"text", "json", "github"}
+    with pytest.raises(ValueError, match="unknown format"):
+        render(example_result(), "xml", io.StringIO())
+
+
+def test_text_format() -> None:
+    text = _out("text", example_result())
+    lines = text.splitlines()
+    assert lines[0] == "notiflows-deploy plan: invalid (exit 4) — project my-app, range 3f9c2a1..9a8b7c6"
+    assert lines[1].split()[:2] == ["invalid", "digest|weekly"]
+    problem = ".notiflows/notiflows/digest-weekly/notiflow.json:12:7: error [schema] 'channel' is a required property"
+    assert "  " + problem in lines
+    assert "--- would-update: welcome-series (.notiflows/notiflows/welcome-series)" in lines
+    assert '+      "subject": "Welcome to {{ app.name }}!",' in lines
+    assert "--- would-create" not in text  # diffs only for would-update / conflict and friends
+    assert not any(line.startswith("::") for line in lines)
+
+
+def test_json_format() -> None:
+    data = json.loads(_out("json", example_result()))
+    assert data["version"] == 1 and data["result"] == "invalid"
+
+
+def _commands_outside_fences(text: str) -> list[str]:
+    """Commands the runner would act on, honouring ::stop-commands::TOKEN ... ::TOKEN::."""
+    active: list[str] = []
+    stopped: str | None = None
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if stopped:
+            if stripped == f"::{stopped}::":
+                stopped = None
+            continue
+        if stripped.startswith("::stop-commands::"):
+            stopped = stripped[len("::stop-commands::"):]
+            continue
+        if stripped.startswith("::"):
+            active.append(stripped)
+    assert stopped is None, "unterminated stop-commands"
+    return active
+
+
+def test_github_format_cannot_be_injected() -> None:
+    evil = "::add-mask::x\n::error::forged\n::endgroup::\n::set-env name=A::b"
+    result = RunResult(
+        mode="plan",
+        notiflows=[
+            NotiflowOutcome("evil::error::x\n::warning::y", Status.CONFLICT, "n/e", detail=evil, diff=evil),
+            NotiflowOutcome("ok", Status.WOULD_UPDATE, "n/o", diff="-a\n" + evil),
+            NotiflowOutcome("bad", Status.INVALID, "n/b", errors=[Problem("n/b/notiflow.json", 2, 3, "schema", evil)]),
+        ],
+        notes=[evil],
+    )
+    text = _out("github", result)
+    active = _commands_outside_fences(text)
+    names = [c[2:].split("::")[0].split(" ")[0] for c in active]
+    assert names == ["error", "error", "group", "endgroup", "group", "endgroup"]
+    assert all("\n" not in c for c in active)
+    assert "forged" not in " ".join(c for c in active if not c.startswith("::error file="))
+    assert "::group::conflict: evil::error::x ::warning::y" not in text  # newline escaped, not flattened
+    assert "::group::conflict: evil::error::x%0A::warning::y" in text
+
+
+def test_github_format_reports_dropped_annotations() -> None:
+    result = RunResult(
+        mode="validate",
+        notiflows=[NotiflowOutcome(f"f{i}", Status.INVALID, f"n/f{i}",
+                                   errors=[Problem(f"n/f{i}/notiflow.json", 1, 1, "c", "m")]) for i in range(12)],
+    )
+    stream = io.StringIO()
+    batch = render(result, "github", stream)
+    assert batch.dropped == {"error": 2}
+    assert "2 more problems were not annotated" in stream.getvalue()
+
+
+def test_message_helper() -> None:
+    stream = io.StringIO()
+    message("warning", "comment failed: 403\nread-only", "github", stream)
+    assert stream.getvalue() == "::warning title=notiflows-deploy::comment failed: 403%0Aread-only\n"
+    stream = io.StringIO()
+    message("warning", "plain", "text", stream)
+    assert stream.getvalue() == "warning: plain\n"
