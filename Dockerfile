@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Runs as root on purpose: GitHub requires the default user for container actions (no USER), and
 # mounts the workspace over the work directory (no WORKDIR).
 FROM python:3.12.8-slim-bookworm

@@ -26,7 +26,8 @@ PROJECT = "demo"
 
 
 def git(repo: Path, *args: str) -> str:
-    cmd = ["git", "-c", "user.name=Demo Dev", "-c", "user.email=dev@example.com", "-c", "init.defaultBranch=main", *args]
+    identity = ["-c", "user.name=Demo Dev", "-c", "user.email=dev@example.com", "-c", "init.defaultBranch=main"]
+    cmd = ["git", *identity, *args]
     return subprocess.run(cmd, cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -40,7 +41,7 @@ def control(root_url: str, path: str, body: dict[str, object]) -> None:
     request = urllib.request.Request(
         root_url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
     )
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback emulator only
+    with urllib.request.urlopen(request, timeout=10) as answer:
         answer.read()
 
 
@@ -90,7 +91,8 @@ def main() -> int:
             "SUPPORT_PHONE": "+1 555 0100",
             "INCIDENT_WEBHOOK_URL": "https://hooks.acme.example/T0KEN-s3cr3t",
         }
-        for name in ("GITHUB_ACTIONS", "GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"):
+        for name in ("GITHUB_ACTIONS", "GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "GITHUB_STEP_SUMMARY",
+                     "GITHUB_OUTPUT"):
             env.pop(name, None)
         out = ["--summary", str(summary)]
 

@@ -7,13 +7,15 @@ and the console stream is redacted again line by line, so no renderer can leak a
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO, cast
 
 from notiflows_deploy.model import NotiflowOutcome, Problem, RunResult
-from notiflows_deploy.redact import Redactor, RedactingWriter
+from notiflows_deploy.redact import RedactingWriter, Redactor
 from notiflows_deploy.settings import Settings
 
 
@@ -41,27 +43,51 @@ def redact_result(result: RunResult, redactor: Redactor) -> RunResult:
 
 
 def run_and_report(settings: Settings) -> int:
-    from notiflows_deploy.runner import execute
+    from notiflows_deploy.runner import SecretSink, execute
 
-    try:
-        raw, secrets = execute(settings)
-    except Exception as exc:  # a bug: say so plainly, keep the traceback for those who ask
-        raw, secrets = _crash(settings, exc)
-    redactor = Redactor(secrets)
+    mask = None
     if settings.format == "github":
         from notiflows_deploy.github import masking
 
-        masking.mask_many(sorted(secrets))  # before anything else about this run prints
+        mask = masking.mask_many  # registers each secret before anything about it can print
+    secrets = SecretSink(mask)
+    _log_to_stderr(secrets)
+    try:
+        raw = execute(settings, secrets)
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for those who ask
+        raw = _crash(settings, exc)
+    redactor = Redactor(secrets)
     result = redact_result(raw, redactor)
     return deliver(result, settings, redactor)
 
 
-def _crash(settings: Settings, exc: Exception) -> tuple[RunResult, set[str]]:
+class _RedactingLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__(sys.stderr)
+        self._secrets = secrets
+        self.setFormatter(logging.Formatter("notiflows-deploy: %(message)s"))
+
+    def format(self, record: logging.LogRecord) -> str:
+        return Redactor(self._secrets).text(super().format(record))
+
+
+def _log_to_stderr(secrets: Iterable[str]) -> None:
+    """Retries and other API notices go to stderr, redacted like everything else."""
+    logger = logging.getLogger("notiflows_deploy")
+    for handler in list(logger.handlers):
+        if isinstance(handler, _RedactingLogHandler):
+            logger.removeHandler(handler)
+    logger.addHandler(_RedactingLogHandler(secrets))
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+
+
+def _crash(settings: Settings, exc: Exception) -> RunResult:
     result = RunResult(mode=settings.mode, fail_on_drift=settings.fail_on_drift)
     result.fatal = f"unexpected error ({type(exc).__name__}: {exc}); please report this as a bug"
     if settings.env.get("NOTIFLOWS_DEPLOY_DEBUG") == "1":
         traceback.print_exc()
-    return result, {settings.token} if settings.token else set()
+    return result
 
 
 def deliver(result: RunResult, settings: Settings, redactor: Redactor) -> int:
@@ -73,13 +99,15 @@ def deliver(result: RunResult, settings: Settings, redactor: Redactor) -> int:
     batch = console.render(result, settings.format, stdout)
     stdout.flush()
     report_path = str(settings.report_json) if settings.report_json else None
+    # Inside the container the report's path differs from the one later steps see (entrypoint.py).
+    shown_report_path = settings.env.get("NOTIFLOWS_DEPLOY_REPORT_PATH_SHOWN") or report_path
     problems: list[str] = []
     if settings.report_json:
         try:
             write_report(result, settings.report_json)
         except OSError as exc:
             problems.append(f"could not write the report to {settings.report_json}: {exc.strerror or exc}")
-    summary = render_summary(result, report_path=report_path, annotations_dropped=batch.dropped_total)
+    summary = render_summary(result, report_path=shown_report_path, annotations_dropped=batch.dropped_total)
     targets: list[tuple[Path, bool]] = []
     if settings.summary:
         targets.append((settings.summary, False))
@@ -98,6 +126,7 @@ def deliver(result: RunResult, settings: Settings, redactor: Redactor) -> int:
         if outcome.is_warning:
             problems.append(outcome.message)
     for text in problems:
-        console.message("warning", redactor.text(text), settings.format, cast(TextIO, RedactingWriter(sys.stderr, redactor)))
+        stderr = cast(TextIO, RedactingWriter(sys.stderr, redactor))
+        console.message("warning", redactor.text(text), settings.format, stderr)
     sys.stderr.flush()
     return int(result.exit_code)

@@ -3,6 +3,11 @@
 Pure. Works on normalised content (see `normalize`; raw payloads are normalised on the way in), so
 volatile server fields never appear. Steps are matched by handle. Rendering is plain text with a stable
 order, meant for a Markdown code block; every render masks the caller's secret values as ``***``.
+
+Secret *locations* are masked too (`SecretPath`): a field the repo fills from an environment variable is
+shown as ``***`` on every side, so a rotated secret's old value, still on the server and no longer in the
+environment, is never printed. Only display is masked: changes are computed, and sides compared, on the
+real values; a masked field that differs says so (``"***" -> "***" (secret value changed)``).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from notiflows_deploy.normalize import TOP_LEVEL_KEYS, normalize_content
@@ -18,6 +23,13 @@ from notiflows_deploy.normalize import TOP_LEVEL_KEYS, normalize_content
 INLINE_LIMIT = 80  # longer values (or any multi-line string) are shown as a unified diff
 MOVE_KEYS = frozenset({"position", "parent_step_handle", "branch_handle"})
 INDENT = "    "
+MASK = "***"
+SECRET_CHANGED = "(secret value changed)"
+
+Key = tuple[str | int, ...]
+# Where a secret sits, independent of step order: ("", ("name",)) for a top-level field,
+# (step handle, path inside the step) for a step field, e.g. ("webhook_1", ("template", "data", "url")).
+SecretPath = tuple[str, Key]
 
 
 class _Absent:
@@ -35,6 +47,16 @@ class FieldChange:
     path: str
     old: Any  # ABSENT when the field did not exist
     new: Any  # ABSENT when the field is gone
+    key: Key = ()  # `path` as keys and indexes (inside the step for step fields)
+    shown: tuple[Any, Any] | None = None  # (old, new) as displayed when a secret location is masked
+
+    @property
+    def shown_old(self) -> Any:
+        return self.shown[0] if self.shown is not None else self.old
+
+    @property
+    def shown_new(self) -> Any:
+        return self.shown[1] if self.shown is not None else self.new
 
 
 @dataclass(frozen=True)
@@ -116,34 +138,114 @@ class NotiflowDiff:
 # ---- computing ------------------------------------------------------------------------------------
 
 
-def _leaves(value: Any, prefix: str) -> Iterable[tuple[str, Any]]:
+def _leaves(value: Any, prefix: str, key: Key = ()) -> Iterable[tuple[str, Key, Any]]:
     if isinstance(value, Mapping) and value:
-        for key in sorted(value):
-            yield from _leaves(value[key], f"{prefix}.{key}" if prefix else str(key))
+        for name in sorted(value):
+            yield from _leaves(value[name], f"{prefix}.{name}" if prefix else str(name), (*key, name))
     else:
-        yield prefix, value
+        yield prefix, key, value
 
 
-def _compare(old: Any, new: Any, prefix: str) -> list[FieldChange]:
+def _compare(old: Any, new: Any, prefix: str, key: Key = ()) -> list[FieldChange]:
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         out: list[FieldChange] = []
-        for key in sorted(set(old) | set(new)):
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if key not in old:
-                out.extend(FieldChange(p, ABSENT, v) for p, v in _leaves(new[key], path))
-            elif key not in new:
-                out.extend(FieldChange(p, v, ABSENT) for p, v in _leaves(old[key], path))
+        for name in sorted(set(old) | set(new)):
+            path = f"{prefix}.{name}" if prefix else str(name)
+            sub = (*key, name)
+            if name not in old:
+                out.extend(FieldChange(p, ABSENT, v, k) for p, k, v in _leaves(new[name], path, sub))
+            elif name not in new:
+                out.extend(FieldChange(p, v, ABSENT, k) for p, k, v in _leaves(old[name], path, sub))
             else:
-                out.extend(_compare(old[key], new[key], path))
+                out.extend(_compare(old[name], new[name], path, sub))
         return out
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         out = []
         for i, (a, b) in enumerate(zip(old, new, strict=True)):
-            out.extend(_compare(a, b, f"{prefix}[{i}]"))
+            out.extend(_compare(a, b, f"{prefix}[{i}]", (*key, i)))
         return out
     if _canonical(old) == _canonical(new):
         return []
-    return [FieldChange(prefix, old, new)]
+    return [FieldChange(prefix, old, new, key)]
+
+
+# ---- secret locations -----------------------------------------------------------------------------
+
+
+def secret_paths_from_payload(payload: Mapping[str, Any] | None, paths: Iterable[Key]) -> frozenset[SecretPath]:
+    """Payload paths (``("steps", 3, "template", "data", "url")``) as `SecretPath`s, steps by handle.
+
+    Step keys follow `normalize.normalize_steps` (a step without a handle is ``#<index>``), so the result
+    applies to any side of a diff, whatever order its steps are in.
+    """
+    if payload is None:
+        return frozenset()
+    steps = payload.get("steps")
+    handles: dict[int, str] = {}
+    if isinstance(steps, list):
+        handles = {i: key for key, i in _step_keys(steps).items()}
+    out: set[SecretPath] = set()
+    for path in paths:
+        if not path:
+            continue
+        if path[0] == "steps" and len(path) >= 3 and isinstance(path[1], int) and path[1] in handles:
+            out.add((handles[path[1]], tuple(path[2:])))
+        elif path[0] != "steps":
+            out.add(("", tuple(path)))
+    return frozenset(out)
+
+
+def _step_keys(steps: list[Any]) -> dict[str, int]:
+    """The key `normalize_steps` gives each step (mapping steps only), to its index."""
+    out: dict[str, int] = {}
+    for index, step in enumerate(steps):
+        if not isinstance(step, Mapping):
+            continue
+        handle = step.get("handle")
+        key = handle if isinstance(handle, str) and handle else f"#{index}"
+        if key in out:
+            key = f"{key}#{index}"
+        out[key] = index
+    return out
+
+
+def _mask_at(value: Any, rest: Key) -> Any:
+    """A copy of `value` with the leaf at `rest` (below it) shown as MASK; missing paths change nothing."""
+    if not rest:
+        return MASK
+    head, tail = rest[0], rest[1:]
+    if isinstance(value, Mapping) and head in value:
+        return {**value, head: _mask_at(value[head], tail)}
+    if isinstance(value, list) and isinstance(head, int) and 0 <= head < len(value):
+        return [*value[:head], _mask_at(value[head], tail), *value[head + 1:]]
+    return value
+
+
+def _mask_change(change: FieldChange, secret_keys: Iterable[Key]) -> FieldChange:
+    """`change` with `shown` set when a secret location is at, above or below it."""
+    old, new = change.old, change.new
+    touched = False
+    for secret in secret_keys:
+        if secret[: len(change.key)] == change.key:  # the secret is this field or inside it
+            rest = secret[len(change.key):]
+            old = old if old is ABSENT else _mask_at(old, rest)
+            new = new if new is ABSENT else _mask_at(new, rest)
+            touched = True
+        elif change.key[: len(secret)] == secret:  # a side holds structure where the repo has a secret
+            old = old if old is ABSENT else MASK
+            new = new if new is ABSENT else MASK
+            touched = True
+    if not touched:
+        return change
+    return replace(change, shown=(old, new))
+
+
+def _masked_changes(changes: Iterable[FieldChange], handle: str,
+                    secret_paths: Collection[SecretPath]) -> tuple[FieldChange, ...]:
+    keys = [key for where, key in secret_paths if where == handle]
+    if not keys:
+        return tuple(changes)
+    return tuple(_mask_change(c, keys) for c in changes)
 
 
 def _canonical(value: Any) -> str:
@@ -168,14 +270,18 @@ def semantic_diff(
     *,
     old_label: str = "old",
     new_label: str = "new",
+    secret_paths: Collection[SecretPath] = (),
 ) -> NotiflowDiff:
-    """What changes from `old` to `new` (None: nothing existed). Keys `new` omits are not changes."""
+    """What changes from `old` to `new` (None: nothing existed). Keys `new` omits are not changes.
+
+    `secret_paths`: locations shown as ``***`` on both sides (see the module docstring).
+    """
     before = normalize_content(old) if old is not None else {}
     after = normalize_content(new)
     top: list[FieldChange] = []
     for key in TOP_LEVEL_KEYS:
         if key in after and (key not in before or _canonical(before[key]) != _canonical(after[key])):
-            top.append(FieldChange(key, before.get(key, ABSENT), after[key]))
+            top.append(FieldChange(key, before.get(key, ABSENT), after[key], (key,)))
     steps: list[StepChange] = []
     if "steps" in after:
         old_steps: dict[str, dict[str, Any]] = before.get("steps", {})
@@ -183,18 +289,20 @@ def semantic_diff(
         for handle in sorted(set(old_steps) | set(new_steps)):
             if handle not in old_steps:
                 step = new_steps[handle]
-                fields = tuple(FieldChange(p, ABSENT, v) for p, v in _leaves(step, ""))
+                fields = _masked_changes((FieldChange(p, ABSENT, v, k) for p, k, v in _leaves(step, "")), handle,
+                                         secret_paths)
                 steps.append(StepChange(handle, "added", _step_label(step), fields, (_position(step), handle)))
             elif handle not in new_steps:
                 step = old_steps[handle]
                 steps.append(StepChange(handle, "removed", _step_label(step), (), (_position(step), handle)))
             else:
-                fields = tuple(_compare(old_steps[handle], new_steps[handle], ""))
+                fields = _masked_changes(_compare(old_steps[handle], new_steps[handle], ""), handle, secret_paths)
                 if fields:
                     step = new_steps[handle]
                     steps.append(StepChange(handle, "changed", _step_label(step), fields, (_position(step), handle)))
         steps.sort(key=lambda s: s.sort_key)
-    return NotiflowDiff(tuple(top), tuple(steps), old_label, new_label, created=old is None)
+    return NotiflowDiff(_masked_changes(top, "", secret_paths), tuple(steps), old_label, new_label,
+                        created=old is None)
 
 
 # ---- rendering ------------------------------------------------------------------------------------
@@ -223,15 +331,21 @@ def _as_text(value: Any) -> list[str]:
 
 
 def _field_lines(change: FieldChange, lead: str, old_label: str, new_label: str, *, bare: bool) -> list[str]:
-    if not (_is_long(change.old) or _is_long(change.new)):
+    old, new = change.shown_old, change.shown_new
+    # Masked sides that look alike still differ for real: say so without showing either value.
+    hidden = change.shown is not None and _same_value(old, new)
+    if not (_is_long(old) or _is_long(new)):
         if bare:
-            return [f"{lead}{change.path}: {_inline(change.new)}"]
-        return [f"{lead}{change.path}: {_inline(change.old)} -> {_inline(change.new)}"]
-    a, b = _as_text(change.old), _as_text(change.new)
+            return [f"{lead}{change.path}: {_inline(new)}"]
+        note = f" {SECRET_CHANGED}" if hidden else ""
+        return [f"{lead}{change.path}: {_inline(old)} -> {_inline(new)}{note}"]
+    a, b = _as_text(old), _as_text(new)
     pad = lead if lead.strip() == "" else INDENT
+    if hidden:
+        return [f"{lead}{change.path}: {SECRET_CHANGED}"]
     if a == b:  # only a final newline or line-ending style differs: say so rather than show an empty diff
-        return [f"{lead}{change.path}: line endings or the final newline differ ({_ends(change.old)} -> "
-                f"{_ends(change.new)})"]
+        return [f"{lead}{change.path}: line endings or the final newline differ ({_ends(old)} -> "
+                f"{_ends(new)})"]
     body = difflib.unified_diff(a, b, fromfile=old_label, tofile=new_label, lineterm="", n=2)
     return [f"{lead}{change.path}:", *(f"{pad}  {line}" for line in body)]
 
@@ -271,10 +385,14 @@ def three_way(
     server: Mapping[str, Any],
     *,
     secrets: Collection[str] = (),
+    secret_paths: Collection[SecretPath] = (),
 ) -> str:
-    """Readable conflict view: repo changes since base, server changes since base, and the overlap."""
+    """Readable conflict view: repo changes since base, server changes since base, and the overlap.
+
+    `secret_paths` are shown as ``***`` on all three sides (overlaps are still found on the real values).
+    """
     if base is None:
-        direct = semantic_diff(server, repo, old_label="server", new_label="repo")
+        direct = semantic_diff(server, repo, old_label="server", new_label="repo", secret_paths=secret_paths)
         text = (
             "The base is unknown (no earlier revision of this notiflow in the range), so the changes cannot be\n"
             "split by side. What a forced push would change on the server (server -> repo):\n"
@@ -284,8 +402,8 @@ def three_way(
     # The server may hold top-level keys the repo does not manage; compare only what the repo gives.
     repo_keys = set(normalize_content(repo))
     server_view = {k: v for k, v in normalize_content(server).items() if k in repo_keys}
-    ours = semantic_diff(base, repo, old_label="base", new_label="repo")
-    theirs = semantic_diff(base, server_view, old_label="base", new_label="server")
+    ours = semantic_diff(base, repo, old_label="base", new_label="repo", secret_paths=secret_paths)
+    theirs = semantic_diff(base, server_view, old_label="base", new_label="server", secret_paths=secret_paths)
     lines = [f"Changed in the repo since base ({ours.summary()}):"]
     lines.append(_indent(ours.render()) if not ours.is_empty else "  (nothing)")
     lines.append(f"Changed on the server since base ({theirs.summary()}):")
@@ -306,10 +424,11 @@ def _overlap_lines(mine: dict[tuple[str, str], FieldChange], others: dict[tuple[
         handle, path = key
         where = f"step {handle}" + ("" if path == "(step)" else f" {path}") if handle else path
         a, b = mine[key], others[key]
-        if _same_value(a.new, b.new):
-            found.append(f"  ! {where}: same change on both sides: {_short(a.new)}")
+        if _same_value(a.new, b.new):  # the real values: a masked secret is compared too
+            found.append(f"  ! {where}: same change on both sides: {_short(a.shown_new)}")
         else:
-            found.append(f"  ! {where}: repo {_short(a.new)}, server {_short(b.new)}")
+            note = " (different secret values)" if _same_value(a.shown_new, b.shown_new) else ""
+            found.append(f"  ! {where}: repo {_short(a.shown_new)}, server {_short(b.shown_new)}{note}")
     # A step added/removed on one side while the other side edited it.
     for handle in sorted({h for (h, p) in set(mine) ^ set(others) if h and p == "(step)"}):
         whole_mine = (handle, "(step)") in mine

@@ -12,6 +12,9 @@ refused even when the path would come back into it (`../<handle>/x`): a rename m
 
 Pointer values (the paths) are taken literally: `${NAME}` is substituted in every other string
 value and in the extracted files' text, never in keys, pointer paths, `$schema` or `__meta`.
+Where a substitution happened is recorded (`substituted_paths`, payload paths: a `body@` pointer
+whose file substituted a value is recorded as `body`), so diffs can mask those fields on every side:
+the server may still hold a rotated secret's old value, which no longer is in the environment.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from notiflows_deploy import envsubst
+from notiflows_deploy.diff import SecretPath, secret_paths_from_payload
 from notiflows_deploy.files import EntryKind, Tree
 from notiflows_deploy.jsonpos import JsonSyntaxError, ParsedJson, parse_json
 from notiflows_deploy.model import Problem, Severity
@@ -58,6 +62,13 @@ class LoadedNotiflow:
     problems: list[Problem] = field(default_factory=list)
     secret_values: frozenset[str] = frozenset()
     schema_url: str | None = None
+    # Payload paths of every string that had a variable substituted, e.g. ("steps", 1, "template", "data", "url").
+    substituted_paths: frozenset[JsonPath] = frozenset()
+
+    @property
+    def secret_paths(self) -> frozenset[SecretPath]:
+        """`substituted_paths` with steps named by handle, as the diff code applies them to any side."""
+        return secret_paths_from_payload(self.payload, self.substituted_paths)
 
     @property
     def errors(self) -> list[Problem]:
@@ -284,6 +295,7 @@ class _Loader:
         self.file = self.prefix + self.file_rel
         self.problems: list[Problem] = []
         self.secrets: set[str] = set()
+        self.substituted: set[JsonPath] = set()  # payload paths
         self.parsed: ParsedJson | None = None
         self.checked_conflicts: set[tuple[int, int]] = set()  # KEY/KEY@ clashes the checker already reported
 
@@ -315,6 +327,7 @@ class _Loader:
             meta_sha=sha if isinstance(sha, str) and sha else None,
             problems=self.problems,
             secret_values=frozenset(self.secrets) if self.substitute else frozenset(),
+            substituted_paths=frozenset(self.substituted) if self.substitute else frozenset(),
             schema_url=schema if isinstance(schema, str) else None,
         )
 
@@ -448,7 +461,7 @@ class _Loader:
                               f'"{key}" must be a path (a string) relative to the notiflow directory, '
                               f"not {_json_type(value)}")
                 continue
-            text = self.extract((*path, key), value)
+            text = self.extract((*path, key), value, (*path, target))
             if text is None:
                 continue
             if top and target == "body" and not text.strip() and channel_type not in BODY_OPTIONAL_CHANNELS:
@@ -458,7 +471,7 @@ class _Loader:
             out[target] = text
         return out
 
-    def extract(self, path: JsonPath, pointer: str) -> str | None:
+    def extract(self, path: JsonPath, pointer: str, payload_path: JsonPath) -> str | None:
         found = _resolve(self.tree, self.dir, pointer)
         if found.path is None:
             assert found.refusal is not None
@@ -484,6 +497,8 @@ class _Loader:
             return decoded.text
         sub = envsubst.substitute(decoded.text, self.env)
         self.secrets |= sub.values
+        if sub.names:
+            self.substituted.add(payload_path)
         for issue in sub.issues:
             line, column = envsubst.line_col(decoded.text, issue.offset)
             self.error(issue.code, f"{issue.message()} in {pointer!r}", file=shown, line=line, column=column,
@@ -497,6 +512,8 @@ class _Loader:
                 return node
             sub = envsubst.substitute(node, self.env)
             self.secrets |= sub.values
+            if sub.names:
+                self.substituted.add(path)
             for issue in sub.issues:
                 self.error_at(path, issue.code, issue.message(), hint=issue.hint())
             return sub.text

@@ -62,13 +62,13 @@ class ConflictInfo:
         return three_way(self.base_content, self.repo_content, self.server_content, secrets=secrets)
 
     def to_dict(self, secrets: Collection[str] = ()) -> dict[str, Any]:
+        """The facts, for the JSON report; the three-way view itself is the outcome's `diff`."""
         return {
             "recorded_sha": self.recorded_sha,
             "server_sha": self.server_sha,
             "server_version": self.server_version,
             "changed_at": self.changed_at,
             "changed_by": self.changed_by,
-            "three_way": self.view(secrets),
         }
 
 

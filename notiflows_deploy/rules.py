@@ -32,6 +32,7 @@ The branch count (2..10) is left to the schema (minItems/maxItems) so it is repo
 
 from __future__ import annotations
 
+import difflib
 import posixpath
 import re
 from collections import Counter
@@ -403,7 +404,5 @@ def _name(step: _Step) -> str:
 
 
 def _close(word: str, options: list[str]) -> str:
-    import difflib
-
     match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"did you mean {match[0]!r}?" if match else ""

@@ -42,6 +42,23 @@ class SchemaDispatch:
         return checker.check(parsed, file=file)
 
 
+class SecretSink(set[str]):
+    """The run's secret values. Adding one reports it at once (to mask it before anything prints)."""
+
+    def __init__(self, on_new: Callable[[list[str]], object] | None = None) -> None:
+        super().__init__()
+        self._on_new = on_new
+
+    def update(self, *others: Iterable[str]) -> None:
+        new = sorted({v for values in others for v in values if v} - self)
+        super().update(new)
+        if new and self._on_new is not None:
+            self._on_new(new)
+
+    def add(self, value: str) -> None:
+        self.update([value])
+
+
 @dataclass
 class Context:
     settings: Settings
@@ -55,7 +72,7 @@ class Context:
     changed: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
     checker: SchemaDispatch | None = None
-    secrets: set[str] = field(default_factory=set)
+    secrets: SecretSink = field(default_factory=SecretSink)
 
     @property
     def notiflows_root(self) -> str:
@@ -82,35 +99,56 @@ class Context:
         return loaded
 
 
-def execute(settings: Settings) -> tuple[RunResult, set[str]]:
-    """Run one mode. Never raises for expected problems: they end up in the result."""
+def execute(settings: Settings, secrets: SecretSink | None = None) -> RunResult:
+    """Run one mode. Never raises for expected problems: they end up in the result.
+
+    Every secret value the run learns (the token, substituted environment values) goes into
+    `secrets` as soon as it is known.
+    """
     result = RunResult(mode=settings.mode, fail_on_drift=settings.fail_on_drift)
-    secrets: set[str] = {settings.token} if settings.token else set()
+    secrets = SecretSink() if secrets is None else secrets
+    if settings.token:
+        secrets.add(settings.token)
+    checker: SchemaDispatch | None = None
     try:
-        ctx = prepare(settings, result)
-        secrets = ctx.secrets
-        if settings.token:
-            secrets.add(settings.token)
+        ctx = prepare(settings, result, secrets)
+        checker = ctx.checker
         MODES[settings.mode](ctx, result)
-        if ctx.checker is not None:
-            result.notes.extend(f"schema: {source}" for source in sorted(ctx.checker.sources))
     except ConfigError as exc:
         result.fatal = str(exc)
         result.errors.append(
-            Problem(exc.file or CONFIG_NAME, exc.line, exc.column, "config", exc.message, hint=exc.hint)
+            Problem(_config_file(settings, exc), exc.line, exc.column, "config", exc.message, hint=exc.hint)
         )
     except NotiflowsDeployError as exc:
         result.fatal = str(exc)
-    return result, secrets
+    if checker is not None:
+        result.notes.extend(f"schema: {source}" for source in sorted(checker.sources))
+        result.notes.extend(checker.store.notes)
+    return result
 
 
-def prepare(settings: Settings, result: RunResult) -> Context:
+def _config_file(settings: Settings, exc: ConfigError) -> str:
+    """The config file's path relative to the repository root (annotations need that)."""
+    from notiflows_deploy.config import find_config
+
+    name = exc.file or CONFIG_NAME
+    try:
+        root = find_config(settings.repo).parent
+        repo = _open_repo(root)
+    except (NotiflowsDeployError, OSError):
+        return name
+    prefix = repo.prefix_of(root) if repo is not None else ""
+    return posixpath.join(prefix, name) if prefix else name
+
+
+def prepare(settings: Settings, result: RunResult, secrets: SecretSink) -> Context:
     config = load_config(settings.repo, project_flag=settings.project, env=settings.env)
     result.project = config.project
     from notiflows_deploy.schema.store import SchemaStore
 
     checker = SchemaDispatch(SchemaStore(override=settings.schema))
-    repo = _open_repo(config.root, result)
+    repo = _open_repo(config.root)
+    _check_notiflows_dir(config, result)
     work_tree = WorkTree(config.root)
     if repo is None:
         if settings.base or settings.head:
@@ -119,7 +157,7 @@ def prepare(settings: Settings, result: RunResult) -> Context:
                 hint="run inside a git checkout, or use --all",
             )
         result.notes.append("not a git repository: every notiflow counts as changed")
-        return Context(settings, config, None, "", work_tree, None, None, True, checker=checker)
+        return Context(settings, config, None, "", work_tree, None, None, True, checker=checker, secrets=secrets)
 
     prefix = repo.prefix_of(config.root)
     everything = settings.all or settings.mode == "drift"
@@ -143,7 +181,7 @@ def prepare(settings: Settings, result: RunResult) -> Context:
         result.notes.append("the working tree has uncommitted changes: notiflows are read from disk")
     ctx = Context(
         settings, config, repo, prefix, head_tree, resolved.head, resolved.base,
-        everything or resolved.everything, checker=checker,
+        everything or resolved.everything, checker=checker, secrets=secrets,
     )
     if ctx.everything or resolved.base is None:
         ctx.everything = True
@@ -166,7 +204,19 @@ def prepare(settings: Settings, result: RunResult) -> Context:
     return ctx
 
 
-def _open_repo(root: Path, result: RunResult) -> GitRepo | None:
+def _check_notiflows_dir(config: ProjectConfig, result: RunResult) -> None:
+    """A typo in notiflowsDir must not turn into a green run that checked nothing."""
+    where = config.root / config.notiflows_root
+    if not where.is_dir():
+        raise ConfigError(
+            f"{CONFIG_NAME}: notiflowsDir {config.notiflows_dir!r} has no notiflows/ directory "
+            f"(looked for {config.notiflows_root}/ next to {CONFIG_NAME})",
+            file=CONFIG_NAME,
+            hint="fix notiflowsDir, or create the directory with at least one notiflow",
+        )
+
+
+def _open_repo(root: Path) -> GitRepo | None:
     from notiflows_deploy.gitrepo import GitRepo, NotAGitRepository
 
     try:
@@ -184,7 +234,9 @@ def handles_in_scope(ctx: Context) -> tuple[list[str], list[str]]:
     return sorted(ctx.changed - ctx.removed), sorted(ctx.removed)
 
 
-def removed_outcome(ctx: Context, handle: str, remote: RemoteNotiflow | None = None, known: bool = False) -> NotiflowOutcome:
+def removed_outcome(
+    ctx: Context, handle: str, remote: RemoteNotiflow | None = None, known: bool = False
+) -> NotiflowOutcome:
     where = ""
     if known:
         where = " The server still holds it." if remote is not None else " The server does not hold it."
@@ -236,7 +288,13 @@ def open_client(ctx: Context, result: RunResult) -> ManagementClient:
     api_url, source = settings.resolved_api_url(DEFAULT_API_URL)
     from notiflows_deploy.api.client import ManagementClient
 
-    client = ManagementClient(api_url, settings.token, ctx.config.project, concurrency=settings.concurrency)
+    try:
+        client = ManagementClient(api_url, settings.token, ctx.config.project, concurrency=settings.concurrency)
+    except ValueError as exc:
+        raise UsageError(
+            f"the Management API URL from {source} is not usable: {exc}",
+            hint="use an http(s) URL such as https://api.notiflows.com/management/v1",
+        ) from None
     client.whoami()  # one clear auth/project error instead of one per notiflow
     result.notes.append(f"api: {api_url} ({source}), project {ctx.config.project} ({ctx.config.project_source})")
     return client
@@ -295,7 +353,42 @@ def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> lis
         else:
             result.notiflows.append(removed_outcome(ctx, handle, remote, known=True))
     result.notiflows.extend(failed)
-    return [plan_one(i) for i in items]
+    plan = [plan_one(i) for i in items]
+    explain_stale_conflicts(ctx, plan)
+    return plan
+
+
+def explain_stale_conflicts(ctx: Context, plan: list[Any]) -> None:
+    """Say so when a conflict is only the repo's own older revision (an earlier deploy failed).
+
+    The rule of CONTRACT section 7 still makes it a conflict (a dashboard rollback to an old
+    revision looks the same), but the user learns which commit the server holds and how to
+    catch up, instead of a vague "changed outside git". Only conflicts pay for the history search.
+    """
+    from notiflows_deploy.drift import GitHistory
+    from notiflows_deploy.normalize import content_from_remote, same_content
+
+    conflicts = [i for i in plan if i.action is Status.CONFLICT and i.remote is not None]
+    if not conflicts or ctx.repo is None or ctx.head_sha is None:
+        return
+    history = GitHistory(
+        ctx.repo, head=ctx.head_sha, project_prefix=ctx.prefix, notiflows_root=ctx.notiflows_root,
+        env=ctx.settings.env, display_prefix=ctx.prefix, bound=ctx.settings.history_depth,
+        shallow=ctx.repo.is_shallow(),
+    )
+    for item in conflicts:
+        server = content_from_remote(item.remote)
+        for revision in history(item.handle):
+            if revision.behind == 0 or revision.payload is None:
+                continue  # the newest revision is head itself
+            if same_content(revision.payload, server):
+                short = revision.commit[:12]
+                item.notes.append(
+                    f"The server holds this repo's own revision from commit {short} ({revision.behind} "
+                    "commits touching this notiflow before head), so an earlier deploy probably failed or "
+                    f"was skipped. To push every change since then: deploy --base {short} (or --force)."
+                )
+                break
 
 
 def api_failure(ctx: Context, handle: str, exc: NotiflowsDeployError, doing: str) -> NotiflowOutcome:

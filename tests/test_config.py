@@ -41,7 +41,7 @@ def test_project_precedence(tmp_path: Path, flag: str | None, env: dict[str, str
 
 
 def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no notiflows.json found") as info:
+    with pytest.raises(ConfigError, match=r"no notiflows\.json found") as info:
         load_config(tmp_path, env={})
     assert "notiflowsDir" in info.value.hint
 

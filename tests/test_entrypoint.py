@@ -314,7 +314,8 @@ def test_full_pull_request_plan(tmp_path: Path, emulator: Any) -> None:
     assert outputs["result"] == "success"
     assert Path(outputs["report-path"]).is_file()
     assert "password-reset" in Path(env["GITHUB_STEP_SUMMARY"]).read_text()
-    assert emulator.token not in out
+    # the token appears once, in its own ::add-mask:: line, and nowhere else
+    assert [ln for ln in out.splitlines() if emulator.token in ln] == [f"::add-mask::{emulator.token}"]
 
 
 @needs_cli

@@ -169,15 +169,6 @@ def test_write_summary_appends(tmp_path: Path) -> None:
     assert target.read_text() == "# new\n"
 
 
-def test_example_summary_doc(tmp_path: Path) -> None:
-    """docs/example-summary.md is rendered by tests/make_example_summary.py; keep it current."""
-    from make_example_summary import render
-
-    doc = Path(__file__).resolve().parent.parent / "docs" / "example-summary.md"
-    if doc.exists():
-        assert doc.read_text(encoding="utf-8") == render()
-
-
 def test_tail_lines_survive_a_full_table() -> None:
     """Rows alone overflow the budget: the omission line, dropped-annotation line and notes still fit."""
     result = RunResult(

@@ -200,53 +200,18 @@ def is_project_not_found(details: dict[str, Any]) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Content comparison (pure)
 
-# Keys the server adds to a step/template that a payload never carries (identity and timestamps).
-SERVER_KEYS = frozenset({
-    "id", "inserted_at", "created_at", "updated_at", "notiflow_id", "version_id",
-    "notiflow_version_id", "step_id", "template_id",
-})
-
-
-def _normalize(value: Any) -> Any:
-    """Drop nulls, empty containers (server defaults) and server-only keys, recursively."""
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if key in SERVER_KEYS:
-                continue
-            norm = _normalize(item)
-            if norm is None or norm == {} or norm == []:
-                continue
-            out[key] = norm
-        return out
-    if isinstance(value, list):
-        return [_normalize(item) for item in value]
-    return value
-
-
-def normalize_steps(steps: Any) -> list[Any]:
-    """Steps as a comparable list: normalized, ordered by handle (the step identity)."""
-    if not isinstance(steps, list):
-        return []
-    norm = [_normalize(step) for step in steps]
-    return sorted(norm, key=lambda s: json.dumps(s.get("handle") if isinstance(s, dict) else s,
-                                                  sort_keys=True, default=str))
-
 
 def payload_matches_remote(payload: dict[str, Any], remote: RemoteNotiflow) -> bool:
     """Does the server's current version hold exactly what `payload` would write?
 
-    Compared: ``name``, ``active`` and ``include_in_preferences`` when the payload gives them, and
-    the ``steps`` list after dropping null values, empty objects/lists (server-filled defaults) and
-    the keys the server adds (`SERVER_KEYS`: ids and timestamps), in step-handle order. Everything
-    else in the answer (sha, version numbers, status) is server state, not content.
+    The same comparison the planner uses (`normalize.same_content`): top-level fields when the
+    payload gives them, steps fully and order-independently, volatile server fields ignored.
     """
-    for key in ("name", "active", "include_in_preferences"):
-        if key in payload and payload[key] is not None and payload[key] != remote.raw.get(key):
-            return False
+    from notiflows_deploy.normalize import content_from_remote, same_content
+
     if remote.current_version is None:
         return False
-    return normalize_steps(payload.get("steps") or []) == normalize_steps(remote.current_version.steps)
+    return same_content(payload, content_from_remote(remote))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ stops early, saying how many notiflows were left for the JSON report.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable
@@ -144,14 +143,15 @@ def _row(outcome: NotiflowOutcome) -> str:
 
 
 def _extra_blocks(outcome: NotiflowOutcome) -> list[tuple[str, str, str]]:
-    """(label, info string, text) for each conflict view or other multi-line extra value."""
+    """(label, info string, text) for each multi-line text in `extra`.
+
+    Structured extras (conflict facts, drift commit data) are for the JSON report; the detail and
+    the diff already say them in words here.
+    """
     blocks: list[tuple[str, str, str]] = []
     for key, value in outcome.extra.items():
-        if isinstance(value, str):
-            if "\n" in value.strip():
-                blocks.append((key, "diff" if "diff" in key.lower() else "", value))
-        elif isinstance(value, dict | list):
-            blocks.append((key, "json", json.dumps(value, indent=2, ensure_ascii=False, default=str)))
+        if isinstance(value, str) and "\n" in value.strip():
+            blocks.append((key, "diff" if "diff" in key.lower() else "", value))
     return blocks
 
 
