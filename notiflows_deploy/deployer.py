@@ -144,10 +144,16 @@ class _Run:
             )
             return outcome
         except ApiError as err:
+            from notiflows_deploy.api.retry import may_have_landed
+
             outcome.status = Status.FAILED
+            landed = (
+                "It may or may not have reached the server"
+                if may_have_landed(err)
+                else "Its last attempt was never sent"
+            )
             outcome.detail = (
-                f"The push failed: {_describe_error(err)}. It may or may not have reached the server; the next run"
-                " re-reads the server and converges."
+                f"The push failed: {_describe_error(err)}. {landed}; the next run re-reads the server and converges."
             )
             return outcome
         return self._confirm(item, outcome, answer, forced=forced)
@@ -195,7 +201,8 @@ class _Run:
                 " plan). Not pushed; the next run will plan to create it."
             )
             return outcome
-        info = conflict_info(remote=fresh, payload=item.payload, base_payload=item.base_payload, meta_sha=item.meta_sha)
+        info = conflict_info(remote=fresh, payload=item.payload, base_payload=item.base_payload, meta_sha=item.meta_sha,
+                             secret_paths=item.secret_paths)
         version = fresh.current_version
         outcome.remote_sha_before = version.sha if version else None
         outcome.version_before = version.version_number if version else None

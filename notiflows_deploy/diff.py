@@ -7,7 +7,7 @@ order, meant for a Markdown code block; every render masks the caller's secret v
 Secret *locations* are masked too (`SecretPath`): a field the repo fills from an environment variable is
 shown as ``***`` on every side, so a rotated secret's old value, still on the server and no longer in the
 environment, is never printed. Only display is masked: changes are computed, and sides compared, on the
-real values; a masked field that differs says so (``"***" -> "***" (secret value changed)``).
+real values; a masked field that differs says so (``"***" -> "***" (changed; the value holds a secret)``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ INLINE_LIMIT = 80  # longer values (or any multi-line string) are shown as a uni
 MOVE_KEYS = frozenset({"position", "parent_step_handle", "branch_handle"})
 INDENT = "    "
 MASK = "***"
-SECRET_CHANGED = "(secret value changed)"
+SECRET_CHANGED = "(changed; the value holds a secret)"
 
 Key = tuple[str | int, ...]
 # Where a secret sits, independent of step order: ("", ("name",)) for a top-level field,
@@ -427,7 +427,7 @@ def _overlap_lines(mine: dict[tuple[str, str], FieldChange], others: dict[tuple[
         if _same_value(a.new, b.new):  # the real values: a masked secret is compared too
             found.append(f"  ! {where}: same change on both sides: {_short(a.shown_new)}")
         else:
-            note = " (different secret values)" if _same_value(a.shown_new, b.shown_new) else ""
+            note = " (different values; they hold a secret)" if _same_value(a.shown_new, b.shown_new) else ""
             found.append(f"  ! {where}: repo {_short(a.shown_new)}, server {_short(b.shown_new)}{note}")
     # A step added/removed on one side while the other side edited it.
     for handle in sorted({h for (h, p) in set(mine) ^ set(others) if h and p == "(step)"}):

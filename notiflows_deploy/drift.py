@@ -255,9 +255,14 @@ def _with_remote(outcome: NotiflowOutcome, remote: RemoteNotiflow) -> NotiflowOu
 
 
 def _diff(remote_content: dict[str, Any], head: LoadedNotiflow) -> tuple[str, str]:
-    """(rendered diff server -> head, one-line summary), secrets of head masked."""
+    """(rendered diff server -> head, one-line summary), secrets of head masked.
+
+    Head's secret locations are masked on the server side too: after a rotation the server still holds
+    the old value, which the value-based masking no longer knows.
+    """
     assert head.payload is not None
-    diff = semantic_diff(remote_content, content_from_payload(head.payload), old_label="server", new_label="repo")
+    diff = semantic_diff(remote_content, content_from_payload(head.payload), old_label="server", new_label="repo",
+                         secret_paths=head.secret_paths)
     return diff.render(secrets=head.secret_values), diff.summary()
 
 

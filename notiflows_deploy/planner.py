@@ -3,6 +3,9 @@
 Pure. The inputs are what the loader found in the repo (head and base) and what the server holds;
 the output is one `PlanItem` with an action, the sha to send as `expected_sha`, a semantic diff
 (server -> repo) and, for a conflict, everything needed to explain it.
+
+`secret_paths` (from the loader) are masked wherever content is displayed, on every side; the decisions
+themselves always compare the real values.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notiflows_deploy.api.models import RemoteNotiflow
-from notiflows_deploy.diff import NotiflowDiff, mask, semantic_diff, three_way
+from notiflows_deploy.diff import NotiflowDiff, SecretPath, mask, semantic_diff, three_way
 from notiflows_deploy.model import NotiflowOutcome, Problem, Severity, Status
 from notiflows_deploy.normalize import content_from_payload, content_from_remote, same_content
 
@@ -29,6 +32,8 @@ class PlanInput:
     base_payload: dict[str, Any] | None  # payload at the base commit (None: new in range or unknown)
     remote: RemoteNotiflow | None  # the server's notiflow (None: does not exist)
     removed: bool = False  # directory deleted in the range
+    # Fields head fills from environment variables (LoadedNotiflow.secret_paths): shown as *** on every side.
+    secret_paths: frozenset[SecretPath] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class ConflictInfo:
     base_content: dict[str, Any] | None
     repo_content: dict[str, Any]
     server_content: dict[str, Any]
+    secret_paths: frozenset[SecretPath] = frozenset()
 
     def describe(self) -> str:
         """One sentence of facts: which server version, when, by whom, against what the repo recorded."""
@@ -58,8 +64,9 @@ class ConflictInfo:
         return text + f"; the repo recorded {recorded}."
 
     def view(self, secrets: Collection[str] = ()) -> str:
-        """The three-way view (base, repo, server), secrets masked."""
-        return three_way(self.base_content, self.repo_content, self.server_content, secrets=secrets)
+        """The three-way view (base, repo, server), secret values and secret locations masked."""
+        return three_way(self.base_content, self.repo_content, self.server_content, secrets=secrets,
+                         secret_paths=self.secret_paths)
 
     def to_dict(self, secrets: Collection[str] = ()) -> dict[str, Any]:
         """The facts, for the JSON report; the three-way view itself is the outcome's `diff`."""
@@ -90,6 +97,7 @@ class PlanItem:
     meta_sha: str | None = None
     base_payload: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    secret_paths: frozenset[SecretPath] = frozenset()
 
     @property
     def errors(self) -> list[Problem]:
@@ -116,7 +124,8 @@ def _actor(remote: RemoteNotiflow) -> str | None:
 
 
 def conflict_info(
-    *, remote: RemoteNotiflow, payload: Mapping[str, Any], base_payload: Mapping[str, Any] | None, meta_sha: str | None
+    *, remote: RemoteNotiflow, payload: Mapping[str, Any], base_payload: Mapping[str, Any] | None, meta_sha: str | None,
+    secret_paths: frozenset[SecretPath] = frozenset(),
 ) -> ConflictInfo:
     version = remote.current_version
     return ConflictInfo(
@@ -128,6 +137,7 @@ def conflict_info(
         base_content=content_from_payload(base_payload) if base_payload is not None else None,
         repo_content=content_from_payload(payload),
         server_content=content_from_remote(remote),
+        secret_paths=secret_paths,
     )
 
 
@@ -164,6 +174,7 @@ def plan_one(inp: PlanInput) -> PlanItem:
         remote=remote,
         meta_sha=inp.meta_sha,
         base_payload=inp.base_payload,
+        secret_paths=inp.secret_paths,
     )
     if inp.removed:
         item.action = Status.REMOVED
@@ -187,7 +198,8 @@ def plan_one(inp: PlanInput) -> PlanItem:
     payload = inp.payload
     if remote is None:
         item.action = Status.WOULD_CREATE
-        item.diff = semantic_diff(None, payload, old_label="(none)", new_label=REPO_LABEL)
+        item.diff = semantic_diff(None, payload, old_label="(none)", new_label=REPO_LABEL,
+                                  secret_paths=inp.secret_paths)
         item.reason = (
             f"The server has no notiflow {inp.handle!r} although the repo recorded sha {_short_sha(inp.meta_sha)}"
             " (deleted on the server?); it would be created again."
@@ -205,7 +217,7 @@ def plan_one(inp: PlanInput) -> PlanItem:
             item.notes.append("Its sha differs from __meta.sha (normal after a CI deploy); content is what counts.")
         return item
     ours = is_ours(remote, meta_sha=inp.meta_sha, base_payload=inp.base_payload)
-    item.diff = semantic_diff(server, payload, old_label=label, new_label=REPO_LABEL)
+    item.diff = semantic_diff(server, payload, old_label=label, new_label=REPO_LABEL, secret_paths=inp.secret_paths)
     if ours:
         item.action = Status.WOULD_UPDATE
         item.expected_sha = item.remote_sha
@@ -218,7 +230,8 @@ def plan_one(inp: PlanInput) -> PlanItem:
         )
         return item
     item.action = Status.CONFLICT
-    item.conflict = conflict_info(remote=remote, payload=payload, base_payload=inp.base_payload, meta_sha=inp.meta_sha)
+    item.conflict = conflict_info(remote=remote, payload=payload, base_payload=inp.base_payload, meta_sha=inp.meta_sha,
+                                  secret_paths=inp.secret_paths)
     if inp.base_payload is None and not inp.meta_sha:
         why = (
             "the repo has no record of it (no __meta.sha, no base revision), so it may hold edits made outside git"

@@ -343,7 +343,7 @@ def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> lis
         items.append(
             PlanInput(
                 handle=handle, path=item.path, payload=item.payload, problems=item.problems,
-                meta_sha=item.meta_sha, base_payload=base_payload, remote=remote,
+                meta_sha=item.meta_sha, base_payload=base_payload, remote=remote, secret_paths=item.secret_paths,
             )
         )
     for handle in removed:

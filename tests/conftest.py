@@ -46,6 +46,7 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
     monkeypatch.setenv("NOTIFLOWS_DEPLOY_CACHE_DIR", str(cache))
     monkeypatch.setenv("NOTIFLOWS_DEPLOY_SCHEMA_FETCH", "0")
     for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "GITHUB_EVENT_NAME",
-                 "GITHUB_EVENT_PATH", "NOTIFLOWS_TOKEN", "NOTIFLOWS_PROJECT", "NOTIFLOWS_BASE_URL"):
+                 "GITHUB_EVENT_PATH", "NOTIFLOWS_TOKEN", "NOTIFLOWS_PROJECT", "NOTIFLOWS_BASE_URL",
+                 "NOTIFLOWS_DEPLOY_BACKOFF_BASE", "NOTIFLOWS_DEPLOY_DEBUG", "NOTIFLOWS_DEPLOY_REPORT_PATH_SHOWN"):
         monkeypatch.delenv(name, raising=False)
     yield

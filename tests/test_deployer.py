@@ -486,3 +486,38 @@ def _typed_check(client: Any) -> None:
     real: ManagementClient = client
     proto: DeployClient = real  # mypy fails here if the real client drifts from the protocol
     assert proto
+
+
+def _secret_plan(server: FakeServer, handle: str, head: dict[str, Any], **kw: Any) -> PlanItem:
+    remote = server.remote(handle) if handle in server.flows else None
+    return plan_one(PlanInput(handle=handle, path=path(handle), payload=head, problems=[], remote=remote,
+                              base_payload=kw.get("base"), meta_sha=kw.get("meta_sha"),
+                              secret_paths=frozenset({("email_1", ("template", "data", "subject"))})))
+
+
+def test_rotated_secret_never_shown_in_deploy_outcomes() -> None:
+    """The server holds the old value of a substituted field; only the new value is a known secret."""
+    old, new = "subj-OLD-ROTATED-5150", "subj-NEW-ROTATED-6160"
+    server = FakeServer()
+    s_a = server.seed("a", payload(old))
+    server.seed("b", payload(old))
+    server.seed("c", payload(old))
+    # a: a plain update; b: a conflict found at push time (the dashboard renamed it after the plan);
+    # c: a conflict found at plan time, forced.
+    items = [_secret_plan(server, "a", payload(new), meta_sha=s_a),
+             _secret_plan(server, "b", payload(new), meta_sha=server.current("b")["sha"]),
+             _secret_plan(server, "c", payload(new), base=payload("subj-BASE-7170"))]
+    server.before_upsert = lambda h: h == "b" and server.dashboard_edit(h, lambda c: c.update(name="Raced"))
+    outcomes = by_handle(run(items, server, secrets=[new]))
+    assert outcomes["a"].status is Status.UPDATED
+    assert outcomes["b"].status is Status.CONFLICT
+    (forced,) = run([_secret_plan(server, "c", payload(new), base=payload("subj-BASE-7170"))], server,
+                    secrets=[new], force=True)
+    assert forced.status is Status.FORCED and "(changed; the value holds a secret)" in forced.diff
+    text = json.dumps([o.to_dict() for o in [*outcomes.values(), forced]])
+    for value in (old, new, "subj-BASE-7170"):
+        assert value not in text
+    assert "(changed; the value holds a secret)" in outcomes["a"].diff
+    assert "(changed; the value holds a secret)" in outcomes["b"].diff and "Raced" in outcomes["b"].diff
+    assert outcomes["c"].status is Status.CONFLICT and "(changed; the value holds a secret)" in outcomes["c"].diff
+    assert server.current("a")["content"]["steps"][1]["template"]["data"]["subject"] == new  # real value pushed

@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from notiflows_deploy.api.models import RemoteNotiflow
-from notiflows_deploy.diff import mask, semantic_diff, three_way
+from notiflows_deploy.diff import mask, secret_paths_from_payload, semantic_diff, three_way
 from notiflows_deploy.normalize import content_from_remote
 
 
@@ -226,3 +226,100 @@ def test_three_way_step_added_on_both_sides_compares_its_fields() -> None:
     assert '! step sms_1 type: same change on both sides: "channel"' in text
     both_removed = three_way(repo, base, base)
     assert "! step sms_1: same change on both sides: removed" in both_removed
+
+
+# ---- secret locations: a rotated secret's old value is never shown ----------------------------------
+
+OLD_URL = "https://hooks.example.invalid/OLD-secret-1111"
+NEW_URL = "https://hooks.example.invalid/NEW-secret-2222"
+HOOK_SECRET = frozenset({("webhook_1", ("template", "data", "url"))})
+
+
+def hook(url: str, *, name: str = "Hook", method: str = "GET", webhook_position: int = 1) -> dict[str, Any]:
+    return {
+        "name": name,
+        "steps": [
+            {"handle": "trigger", "type": "trigger", "position": 0},
+            {"handle": "webhook_1", "type": "channel", "channel_type": "webhook", "position": webhook_position,
+             "template": {"channel_type": "webhook", "data": {"url": url, "method": method}}},
+        ],
+    }
+
+
+def test_secret_paths_from_payload_name_steps_by_handle() -> None:
+    payload = hook(NEW_URL)
+    payload["steps"].reverse()  # order does not matter: the handle does
+    paths = [("steps", 0, "template", "data", "url"), ("name",), ("steps", 9, "x")]
+    assert secret_paths_from_payload(payload, paths) == frozenset(
+        {("webhook_1", ("template", "data", "url")), ("", ("name",))}
+    )
+    assert secret_paths_from_payload(None, paths) == frozenset()
+
+
+def test_rotated_secret_is_masked_on_both_sides_and_still_reported() -> None:
+    d = semantic_diff(hook(OLD_URL), hook(NEW_URL), old_label="server", new_label="repo", secret_paths=HOOK_SECRET)
+    text = d.render()
+    assert OLD_URL not in text and NEW_URL not in text
+    assert text == ('~ step webhook_1 (channel/webhook)\n'
+                    '    template.data.url: "***" -> "***" (changed; the value holds a secret)')
+    assert d.summary() == "1 step changed"
+    # the change itself is computed on the real values
+    [change] = d.steps[0].fields
+    assert (change.old, change.new) == (OLD_URL, NEW_URL)
+
+
+def test_equal_secret_values_are_no_change_and_other_fields_still_show() -> None:
+    d = semantic_diff(hook(NEW_URL), hook(NEW_URL, method="POST"), secret_paths=HOOK_SECRET)
+    assert d.render() == '~ step webhook_1 (channel/webhook)\n    template.data.method: "GET" -> "POST"'
+    assert semantic_diff(hook(NEW_URL), hook(NEW_URL), secret_paths=HOOK_SECRET).is_empty
+
+
+def test_secret_masked_in_created_added_and_restructured_fields() -> None:
+    created = semantic_diff(None, hook(NEW_URL), secret_paths=HOOK_SECRET).render()
+    assert NEW_URL not in created and 'template.data.url: "***"' in created
+    # the server holds an object where the repo has the secret string (and the step is otherwise new there)
+    server = hook(OLD_URL)
+    server["steps"][1]["template"]["data"]["url"] = {"value": OLD_URL}
+    changed = semantic_diff(server, hook(NEW_URL), secret_paths=HOOK_SECRET).render()
+    assert OLD_URL not in changed and NEW_URL not in changed and 'template.data.url: "***" -> "***"' in changed
+    # the server lacks the whole data object: the secret inside the added object is masked
+    server["steps"][1]["template"] = {"channel_type": "webhook"}
+    added = semantic_diff(server, hook(NEW_URL), secret_paths=HOOK_SECRET).render()
+    assert NEW_URL not in added and "***" in added
+    gone = semantic_diff(hook(OLD_URL), {"name": "Hook", "steps": [hook(OLD_URL)["steps"][0]]},
+                         secret_paths=HOOK_SECRET).render()
+    assert OLD_URL not in gone
+
+
+def test_secret_body_long_text_is_not_diffed_line_by_line() -> None:
+    old_body = "<p>Hi</p>\n<p>code: OLD-CODE-7777</p>\n" * 5
+    new_body = "<p>Hi</p>\n<p>code: NEW-CODE-8888</p>\n" * 5
+    secret = frozenset({("email_1", ("template", "data", "body"))})
+    old, new = old_content(), old_content()
+    old["steps"][1]["template"]["data"]["body"] = old_body
+    new["steps"][1]["template"]["data"]["body"] = new_body
+    text = semantic_diff(old, new, secret_paths=secret).render()
+    assert "OLD-CODE" not in text and "NEW-CODE" not in text
+    assert "template.data.body: \"***\" -> \"***\" (changed; the value holds a secret)" in text
+
+
+def test_top_level_secret_field_is_masked() -> None:
+    d = semantic_diff(hook(NEW_URL, name=f"Hook {OLD_URL}"), hook(NEW_URL, name="Hook NEW"),
+                      secret_paths={("", ("name",))})
+    assert d.render() == '~ name: "***" -> "***" (changed; the value holds a secret)'
+
+
+def test_three_way_masks_the_secret_on_base_server_and_repo() -> None:
+    base_url, server_url = "https://hooks.example.invalid/BASE-secret-0000", OLD_URL
+    view = three_way(hook(base_url), hook(NEW_URL), hook(server_url, name="Hook (dashboard)"),
+                     secret_paths=HOOK_SECRET)
+    for value in (base_url, server_url, NEW_URL):
+        assert value not in view
+    assert 'template.data.url: "***" -> "***" (changed; the value holds a secret)' in view  # both sides changed it
+    overlap = '! step webhook_1 template.data.url: repo "***", server "***" (different values; they hold a secret)'
+    assert overlap in view
+    same = three_way(hook(base_url), hook(NEW_URL), hook(NEW_URL, name="Hook (dashboard)"), secret_paths=HOOK_SECRET)
+    assert NEW_URL not in same and base_url not in same
+    assert '! step webhook_1 template.data.url: same change on both sides: "***"' in same
+    unknown = three_way(None, hook(NEW_URL), hook(server_url), secret_paths=HOOK_SECRET)
+    assert server_url not in unknown and NEW_URL not in unknown and "(changed; the value holds a secret)" in unknown

@@ -342,3 +342,31 @@ def test_run_drift_hands_substituted_secrets_to_the_caller(tmp_path: Path) -> No
     assert secret not in out.diff and "***" in out.diff
     assert collected == {secret}
     assert secret not in str(out.to_dict())
+
+
+def test_rotated_secret_on_the_server_is_masked_in_the_drift_diff() -> None:
+    old, new = "<p>key sk_OLD_rotated_111</p>", "<p>key sk_NEW_current_222</p>"
+    loaded = head("welcome", payload(new), secrets=frozenset({"sk_NEW_current_222"}))
+    loaded.substituted_paths = frozenset({("steps", 1, "template", "data", "body")})
+    out = classify("welcome", loaded, remote("welcome", payload(old)), HistoryLookup.empty())
+    assert out.status is Status.EDITED_REMOTELY  # compared on the real values
+    text = str(out.to_dict())
+    assert "sk_OLD_rotated_111" not in text and "sk_NEW_current_222" not in text
+    assert out.diff == ('~ step email_1 (channel/email)\n'
+                        '    template.data.body: "***" -> "***" (changed; the value holds a secret)')
+    same = classify("welcome", loaded, remote("welcome", payload(new)), HistoryLookup.empty())
+    assert same.status is Status.IN_SYNC
+
+
+def test_run_drift_masks_a_rotated_secret_from_an_extracted_file(tmp_path: Path) -> None:
+    old_key, new_key = "sk_live_OLD_0001", "sk_live_NEW_0002"
+    write_notiflow(tmp_path, "keyed", "<p>key ${API_KEY}</p>")
+    client = FakeClient({"keyed": remote("keyed", payload(f"<p>key {old_key}</p>", name="Renamed"))})
+    collected: set[str] = set()
+    (out,) = run_drift(repo_tree=WorkTree(tmp_path), notiflows_root=".notiflows/notiflows", env={"API_KEY": new_key},
+                       client=client, git_history_fn=None, secrets=collected)
+    assert collected == {new_key}  # the old value is unknown to value-based masking
+    text = str(out.to_dict())
+    assert old_key not in text and new_key not in text
+    assert "template.data.body: \"***\" -> \"***\" (changed; the value holds a secret)" in out.diff
+    assert 'name: "Renamed" -> "Welcome"' in out.diff  # fields without a secret are shown as before

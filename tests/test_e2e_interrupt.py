@@ -130,8 +130,12 @@ def test_server_down_mid_deploy_fails_the_rest_then_converges(tmp_path: Path, cl
     cleanup.append(proc)
     landed = wait_until(lambda: sum(successful_puts(emulator.requests()[mark:]).values()) >= 2, timeout=60)
     emulator.stop()  # SIGTERM: the emulator shuts down, in-flight requests are cut
+    stopped = time.monotonic()
     assert landed
     stdout, stderr = proc.communicate(timeout=120)
+    # The client's circuit breaker fails the rest at once: ~1.5 s here, against 7-15 s when every
+    # remaining notiflow made its 5 attempts with backoff (bound: a few backoff rounds + exit).
+    assert time.monotonic() - stopped < 6.0
     assert proc.returncode == 5, stdout + stderr
     assert "Traceback" not in stdout + stderr
     report = json.loads((tmp_path / "down.json").read_text(encoding="utf-8"))
@@ -142,6 +146,7 @@ def test_server_down_mid_deploy_fails_the_rest_then_converges(tmp_path: Path, cl
     for entry in report["notiflows"]:
         if entry["status"] == "failed":
             assert entry["detail"], entry
+    assert any("the API has been unreachable for the last" in str(n["detail"]) for n in report["notiflows"])
 
     again = EmulatorProcess(tmp_path / "state.json")  # same data, new port, new URL
     cleanup.append(again)

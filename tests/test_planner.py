@@ -167,3 +167,48 @@ def test_plan_outcome_for_an_update_has_the_diff() -> None:
     assert outcome.status is Status.WOULD_UPDATE
     assert outcome.diff == '~ step email_1 (channel/email)\n    template.data.subject: "Welcome" -> "New"'
     assert outcome.extra["summary"] == "1 step changed"
+
+
+# ---- rotated secrets: the server's old value is not in the environment any more -------------------------
+
+OLD_SECRET = "subject-OLD-ROTATED-4411"
+NEW_SECRET = "subject-NEW-ROTATED-9922"
+SUBJECT = frozenset({("email_1", ("template", "data", "subject"))})
+
+
+def test_plan_diff_never_shows_a_rotated_secret_and_says_it_changed() -> None:
+    item = plan_one(inp(payload=payload(NEW_SECRET), meta_sha="s1", remote=remote(payload(OLD_SECRET), sha="s1"),
+                        secret_paths=SUBJECT))
+    assert item.action is Status.WOULD_UPDATE  # decided on the real values
+    outcome = plan_outcome(item, secrets=[NEW_SECRET])  # only the current value is known as a secret
+    text = str(outcome.to_dict())
+    assert OLD_SECRET not in text and NEW_SECRET not in text
+    assert outcome.diff == ('~ step email_1 (channel/email)\n'
+                            '    template.data.subject: "***" -> "***" (changed; the value holds a secret)')
+
+
+def test_plan_with_the_same_secret_on_the_server_is_unchanged() -> None:
+    item = plan_one(inp(payload=payload(NEW_SECRET), meta_sha="s1", remote=remote(payload(NEW_SECRET), sha="s1"),
+                        secret_paths=SUBJECT))
+    assert item.action is Status.UNCHANGED
+
+
+def test_conflict_view_never_shows_a_rotated_secret_on_any_side() -> None:
+    base_secret = "subject-BASE-0000"
+    # base had one value, the server another (a dashboard edit), the repo now a third
+    item = plan_one(inp(payload=payload(NEW_SECRET), meta_sha="s0", base_payload=payload(base_secret),
+                        remote=remote(payload(OLD_SECRET), sha="s2"), secret_paths=SUBJECT))
+    assert item.action is Status.CONFLICT
+    outcome = plan_outcome(item, secrets=[NEW_SECRET])
+    text = str(outcome.to_dict())
+    for value in (base_secret, OLD_SECRET, NEW_SECRET):
+        assert value not in text
+    assert outcome.diff.startswith("Changed in the repo since base")
+    assert 'template.data.subject: "***" -> "***" (changed; the value holds a secret)' in outcome.diff
+    assert "(different values; they hold a secret)" in outcome.diff
+    # no base: the direct server -> repo view is masked too
+    unknown = plan_outcome(plan_one(inp(payload=payload(NEW_SECRET), remote=remote(payload(OLD_SECRET), sha="s2"),
+                                        secret_paths=SUBJECT)))
+    assert unknown.status is Status.CONFLICT
+    assert OLD_SECRET not in unknown.diff and NEW_SECRET not in unknown.diff
+    assert "(changed; the value holds a secret)" in unknown.diff

@@ -3,8 +3,10 @@
 Every call: ``Authorization: Bearer <token>``, a fixed User-Agent, JSON in and out, an
 ``x-request-id: nfd_<hex>`` per logical call (kept across its retries so the server can correlate
 them), explicit connect/read timeouts, at most `concurrency` requests in flight (shared
-`AdaptiveGate`), retries per api/retry.py. Answers become api/models.py objects; failures become
-the typed errors of api/errors.py with a message naming method and path and a hint.
+`AdaptiveGate`), retries per api/retry.py, a shared circuit breaker (api/circuit.py: once the server
+has been unreachable for the last few attempts, the remaining calls fail at once). Answers become
+api/models.py objects; failures become the typed errors of api/errors.py with a message naming
+method and path and a hint.
 
 Retries and writes
     * ``PUT`` (upsert) is a full replace, so repeating it is safe. The one trap: with
@@ -37,11 +39,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -49,6 +53,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from notiflows_deploy.api.circuit import CircuitBreaker
 from notiflows_deploy.api.errors import (
     ApiError,
     AuthError,
@@ -59,6 +64,7 @@ from notiflows_deploy.api.errors import (
     NotFoundError,
     RateLimitedError,
     ServerError,
+    TransportError,
     ValidationFailedError,
 )
 from notiflows_deploy.api.models import NotiflowSummary, RemoteNotiflow, RemoteVersion, UpsertResult
@@ -78,6 +84,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 MAX_PAGES = 10_000
+BACKOFF_BASE_ENV = "NOTIFLOWS_DEPLOY_BACKOFF_BASE"
+DEFAULT_BACKOFF_BASE = 0.5
 _EXCERPT_CHARS = 200
 _TOKEN_LIKE = re.compile(r"(?i)(bearer\s+)\S+|nf_at_[A-Za-z0-9_\-]+")
 
@@ -231,7 +239,47 @@ class _Reply:
     request_id: str
 
 
+def backoff_base_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """`NOTIFLOWS_DEPLOY_BACKOFF_BASE` (seconds) when set to a finite number >= 0, else 0.5.
+
+    A hidden knob for tests (fast retries through the real CLI and subprocesses); a bad value is
+    logged and ignored rather than failing a deploy.
+    """
+    text = (environ if environ is not None else os.environ).get(BACKOFF_BASE_ENV, "").strip()
+    if not text:
+        return DEFAULT_BACKOFF_BASE
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        log.warning("ignoring %s=%r: not a number of seconds >= 0", BACKOFF_BASE_ENV, text)
+        return DEFAULT_BACKOFF_BASE
+    return value
+
+
 class ManagementClient:
+    """The Management API for one project, safe to share between worker threads (`map`).
+
+    Keyword options:
+        timeouts: connect/read timeouts of every request.
+        max_attempts: attempts per logical call, the first included (api/retry.py).
+        concurrency: requests in flight at most, and the size of the `map` pool.
+        backoff_base, backoff_cap: exponential backoff with full jitter, in seconds.
+            ``backoff_base=None`` (the default) reads the environment variable
+            ``NOTIFLOWS_DEPLOY_BACKOFF_BASE`` (float seconds, >= 0; a hidden knob that lets tests
+            shorten the waits through the real CLI), else 0.5. An invalid value is ignored (logged).
+        circuit_threshold, circuit_cooldown: the shared circuit breaker (api/circuit.py). After
+            `circuit_threshold` consecutive attempts, by any workers, that found the server
+            unreachable (refused, reset, DNS, connect timeout; not read timeouts, not HTTP errors),
+            every further attempt fails at once with TransportError code ``circuit_open`` ("the API
+            has been unreachable for the last N attempts ..."), without sending, retrying or
+            sleeping; requests already in flight finish normally. Any HTTP answer closes it; after
+            `circuit_cooldown` seconds one attempt is let through to see whether the server is back.
+        sleep, clock, rng: injectable for tests (waits, the gate's and the breaker's clock, jitter).
+        session: a caller's requests.Session, used as is.
+    """
+
     def __init__(
         self,
         base_url: str,
@@ -241,8 +289,10 @@ class ManagementClient:
         timeouts: Timeouts = Timeouts(),  # noqa: B008 (frozen dataclass, immutable default)
         max_attempts: int = 5,
         concurrency: int = 4,
-        backoff_base: float = 0.5,
+        backoff_base: float | None = None,
         backoff_cap: float = 30.0,
+        circuit_threshold: int = 5,
+        circuit_cooldown: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -260,6 +310,8 @@ class ManagementClient:
         self.base_url = base_url.rstrip("/")
         self.project = project
         self.concurrency = concurrency
+        if backoff_base is None:
+            backoff_base = backoff_base_from_env()
         self.policy = RetryPolicy(max_attempts=max_attempts, backoff_base=backoff_base, backoff_cap=backoff_cap)
         self._token = Secret(token)  # shows as *** in any repr / vars() dump
         self._sleep = sleep
@@ -267,6 +319,7 @@ class ManagementClient:
         self._rng_lock = threading.Lock()
         self._transport = Transport(self._token, timeouts=timeouts, pool_size=concurrency, session=session)
         self.gate = AdaptiveGate(concurrency, clock=clock, sleep=sleep)
+        self.breaker = CircuitBreaker(circuit_threshold, circuit_cooldown, clock=clock)
         self._project_prefix = "/projects/" + quote(project, safe="")
         self._base_path = urlsplit(self.base_url).path.rstrip("/")
 
@@ -311,18 +364,31 @@ class ManagementClient:
         path = self._base_path + rel_path  # what messages and logs show: no host, no token
         shown = path + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
         while True:
-            state.attempts += 1
             started = self.gate.acquire()
+            resp: HttpResponse | None = None
+            error: ApiError | None = None
             try:
-                resp = self._transport.send(method, url, path=shown, request_id=request_id,
-                                            json_body=json_body, params=params)
-                error = None if 200 <= resp.status < 300 else error_from_response(
-                    resp, method=method, path=shown, request_id=request_id, secret=self._token.reveal(),
-                    not_found_hint=not_found_hint)
+                # Asked after the slot is ours: the circuit may have opened while we waited for it.
+                refused = self.breaker.check(method=method, path=shown, attempts=state.attempts)
+                if refused is None:
+                    state.attempts += 1
+                    resp = self._transport.send(method, url, path=shown, request_id=request_id,
+                                                json_body=json_body, params=params)
+                    if not 200 <= resp.status < 300:
+                        error = error_from_response(
+                            resp, method=method, path=shown, request_id=request_id,
+                            secret=self._token.reveal(), not_found_hint=not_found_hint)
             except ApiError as exc:
-                resp, error = None, exc
+                error = exc
             finally:
                 self.gate.release()
+            if refused is not None:
+                log.debug("%s %s not attempted: circuit open", method, shown)
+                raise refused
+            if resp is not None:
+                self.breaker.on_answer()  # any status: the server is reachable
+            elif isinstance(error, TransportError):
+                self.breaker.on_error(error)
             if error is None and resp is not None:
                 reply = self._parse_success(resp, method=method, path=shown, request_id=request_id)
                 self.gate.on_success()

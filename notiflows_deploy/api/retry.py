@@ -2,7 +2,7 @@
 
 What is retried
     * TransportError (connection refused/reset, DNS, dropped connection) and ApiTimeoutError,
-      except the codes that a retry cannot fix (``invalid_url``, ``tls_error``);
+      except the codes that a retry cannot fix (``invalid_url``, ``tls_error``, ``circuit_open``);
     * 429 ``rate_limited`` (RateLimitedError);
     * 5xx (ServerError), and a non-envelope answer (BadResponseError) whose status is 429 or 5xx,
       e.g. an HTML 502/503 page from a proxy or load balancer.
@@ -37,10 +37,11 @@ from notiflows_deploy.api.errors import (
     TransportError,
 )
 
-# Transport failures that a second attempt cannot fix.
-NON_RETRYABLE_TRANSPORT_CODES = frozenset({"invalid_url", "tls_error"})
+# Transport failures that a second attempt cannot fix ("circuit_open": api/circuit.py refused the
+# attempt because the server has been unreachable; the client raises it without asking `decide`).
+NON_RETRYABLE_TRANSPORT_CODES = frozenset({"invalid_url", "tls_error", "circuit_open"})
 # Transport failures that happen before the request left this machine: nothing can have landed.
-NOT_SENT_TRANSPORT_CODES = frozenset({"invalid_url", "tls_error", "connect_error", "connect_timeout"})
+NOT_SENT_TRANSPORT_CODES = frozenset({"invalid_url", "tls_error", "connect_error", "connect_timeout", "circuit_open"})
 
 
 class UniformSource(Protocol):

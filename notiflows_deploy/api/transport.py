@@ -103,35 +103,32 @@ def build_session(pool_size: int) -> requests.Session:
     return session
 
 
-def _is_read_timeout(exc: BaseException) -> bool:
-    # requests raises ConnectionError(ReadTimeoutError) when the timeout hits while reading the body.
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Is `exc`, or anything it wraps (args, `reason`, cause, context), one of `kinds`?
+
+    requests hides the interesting urllib3 error several wrappers deep, and not always in the same
+    place (e.g. ConnectionError(ReadTimeoutError) for a timeout while reading the body).
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, urllib3.exceptions.ReadTimeoutError | requests.exceptions.ReadTimeout):
+        if isinstance(current, kinds):
             return True
-        args = [a for a in current.args if isinstance(a, BaseException)]
+        wrapped = [a for a in current.args if isinstance(a, BaseException)]
         reason = getattr(current, "reason", None)
         if isinstance(reason, BaseException):
-            args.append(reason)
-        current = args[0] if args else current.__cause__ or current.__context__
+            wrapped.append(reason)
+        current = wrapped[0] if wrapped else current.__cause__ or current.__context__
     return False
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    return _caused_by(exc, (urllib3.exceptions.ReadTimeoutError, requests.exceptions.ReadTimeout))
 
 
 def _is_connect_failure(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError):
-            return True
-        args = [a for a in current.args if isinstance(a, BaseException)]
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            args.append(reason)
-        current = args[0] if args else current.__cause__ or current.__context__
-    return False
+    return _caused_by(exc, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError))
 
 
 class Transport:

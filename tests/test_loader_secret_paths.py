@@ -1,0 +1,33 @@
+"""The loader records where it substituted variables (payload paths), and names steps by handle for diffs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loader_helpers import BODY, ENV, WELCOME, load, make
+
+
+def test_substituted_paths_cover_values_and_pointer_targets(tmp_path: Path) -> None:
+    make(tmp_path, "welcome", WELCOME, {"steps/email_1/body.html": BODY})
+    loaded = load(tmp_path, "welcome", ENV)
+    assert loaded.ok
+    # "name" holds ${APP_NAME}; the body file does too, recorded as `body` (the payload key), not `body@`.
+    assert loaded.substituted_paths == frozenset({("name",), ("steps", 1, "template", "data", "body")})
+    assert loaded.secret_paths == frozenset({("", ("name",)), ("email_1", ("template", "data", "body"))})
+
+
+def test_strings_without_a_substitution_are_not_recorded(tmp_path: Path) -> None:
+    text = WELCOME.replace("Welcome to ${APP_NAME}", "Cost $${PRICE}").replace(
+        '"subject": "Welcome, {{ data.first_name }}!"', '"subject": "${EMPTY}"')
+    make(tmp_path, "plain", text, {"steps/email_1/body.html": "no variables\n"})
+    loaded = load(tmp_path, "plain", {"EMPTY": ""})
+    assert loaded.ok
+    # the escape substitutes nothing; an empty value still is a substitution (the field is env-driven)
+    assert loaded.substituted_paths == frozenset({("steps", 1, "template", "data", "subject")})
+
+
+def test_nothing_recorded_without_substitution_or_payload(tmp_path: Path) -> None:
+    make(tmp_path, "raw", WELCOME, {"steps/email_1/body.html": BODY})
+    assert load(tmp_path, "raw", ENV, substitute=False).substituted_paths == frozenset()
+    broken = load(tmp_path, "raw", {})  # APP_NAME unset: an error, no payload
+    assert broken.payload is None and broken.secret_paths == frozenset()
