@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from notiflows_deploy.config import CONFIG_NAME, DEFAULT_API_URL, ProjectConfig, load_config
 from notiflows_deploy.errors import ConfigError, GitError, NotiflowsDeployError, UsageError
-from notiflows_deploy.files import Tree, WorkTree
+from notiflows_deploy.files import EntryKind, Tree, WorkTree
 from notiflows_deploy.model import NotiflowOutcome, Problem, RunResult, Status
 from notiflows_deploy.settings import Settings
 
@@ -110,6 +110,7 @@ def execute(settings: Settings, secrets: SecretSink | None = None) -> RunResult:
     if settings.token:
         secrets.add(settings.token)
     checker: SchemaDispatch | None = None
+    ctx: Context | None = None
     try:
         ctx = prepare(settings, result, secrets)
         checker = ctx.checker
@@ -121,6 +122,9 @@ def execute(settings: Settings, secrets: SecretSink | None = None) -> RunResult:
         )
     except NotiflowsDeployError as exc:
         result.fatal = str(exc)
+    finally:
+        if ctx is not None and ctx.repo is not None:
+            ctx.repo.close()  # GitPython keeps cat-file processes per repository
     if checker is not None:
         result.notes.extend(f"schema: {source}" for source in sorted(checker.sources))
         result.notes.extend(checker.store.notes)
@@ -137,7 +141,10 @@ def _config_file(settings: Settings, exc: ConfigError) -> str:
         repo = _open_repo(root)
     except (NotiflowsDeployError, OSError):
         return name
-    prefix = repo.prefix_of(root) if repo is not None else ""
+    if repo is None:
+        return name
+    with repo:
+        prefix = repo.prefix_of(root)
     return posixpath.join(prefix, name) if prefix else name
 
 
@@ -148,7 +155,7 @@ def prepare(settings: Settings, result: RunResult, secrets: SecretSink) -> Conte
 
     checker = SchemaDispatch(SchemaStore(override=settings.schema))
     repo = _open_repo(config.root)
-    _check_notiflows_dir(config, result)
+    _check_notiflows_dir(config)
     work_tree = WorkTree(config.root)
     if repo is None:
         if settings.base or settings.head:
@@ -194,7 +201,7 @@ def prepare(settings: Settings, result: RunResult, secrets: SecretSink) -> Conte
         notiflows_dir=config.notiflows_dir,
         exists_at_head=lambda handle: head_tree.kind(
             posixpath.join(config.notiflows_root, handle, "notiflow.json")
-        ).value != "missing",
+        ) is not EntryKind.MISSING,
     )
     if changes.everything:
         ctx.everything = True
@@ -204,7 +211,7 @@ def prepare(settings: Settings, result: RunResult, secrets: SecretSink) -> Conte
     return ctx
 
 
-def _check_notiflows_dir(config: ProjectConfig, result: RunResult) -> None:
+def _check_notiflows_dir(config: ProjectConfig) -> None:
     """A typo in notiflowsDir must not turn into a green run that checked nothing."""
     where = config.root / config.notiflows_root
     if not where.is_dir():
