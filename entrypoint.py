@@ -117,6 +117,8 @@ def main(env: MutableMapping[str, str] | None = None) -> int:
     workspace = env.get("GITHUB_WORKSPACE") or os.getcwd()
     repo_dir = os.path.realpath(os.path.join(workspace, inputs.working_directory))
     mark_safe([p for p in (workspace, git_toplevel(repo_dir)) if p], env)
+    # Read-only git: without this, `git status` refreshes .git/index and rewrites it as root.
+    env.setdefault("GIT_OPTIONAL_LOCKS", "0")
 
     # 3. Report under the runner's temp space (never the workspace: files there would be root-owned).
     report_path, shown_path = choose_report_path(env)

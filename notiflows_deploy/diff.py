@@ -8,6 +8,12 @@ Secret *locations* are masked too (`SecretPath`): a field the repo fills from an
 shown as ``***`` on every side, so a rotated secret's old value, still on the server and no longer in the
 environment, is never printed. Only display is masked: changes are computed, and sides compared, on the
 real values; a masked field that differs says so (``"***" -> "***" (changed; the value holds a secret)``).
+
+`secret_paths` may be a mapping from each location to the raw texts it may hold (``Call ${PHONE} now``,
+see `envsubst`). A side whose value fits one of them is shown as that text with each variable as ``***``:
+what is shown comes from the repo's own text, never from the value, so the wording stays readable and no
+value (old or new) can show. When a side's value fits none (its other text changed too), the location is
+hidden whole on every side, as without templates.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from notiflows_deploy import envsubst
 from notiflows_deploy.normalize import TOP_LEVEL_KEYS, normalize_content
 
 INLINE_LIMIT = 80  # longer values (or any multi-line string) are shown as a unified diff
@@ -30,6 +37,8 @@ Key = tuple[str | int, ...]
 # Where a secret sits, independent of step order: ("", ("name",)) for a top-level field,
 # (step handle, path inside the step) for a step field, e.g. ("webhook_1", ("template", "data", "url")).
 SecretPath = tuple[str, Key]
+# Secret locations with the raw texts each may hold (a plain collection of locations hides them whole).
+SecretTemplates = Mapping[SecretPath, Collection[str]]
 
 
 class _Absent:
@@ -178,21 +187,26 @@ def secret_paths_from_payload(payload: Mapping[str, Any] | None, paths: Iterable
     Step keys follow `normalize.normalize_steps` (a step without a handle is ``#<index>``), so the result
     applies to any side of a diff, whatever order its steps are in.
     """
+    return frozenset(secret_path_map(payload, paths).values())
+
+
+def secret_path_map(payload: Mapping[str, Any] | None, paths: Iterable[Key]) -> dict[Key, SecretPath]:
+    """Each payload path of `paths` that names a field, to its `SecretPath` (see `secret_paths_from_payload`)."""
     if payload is None:
-        return frozenset()
+        return {}
     steps = payload.get("steps")
     handles: dict[int, str] = {}
     if isinstance(steps, list):
         handles = {i: key for key, i in _step_keys(steps).items()}
-    out: set[SecretPath] = set()
+    out: dict[Key, SecretPath] = {}
     for path in paths:
         if not path:
             continue
         if path[0] == "steps" and len(path) >= 3 and isinstance(path[1], int) and path[1] in handles:
-            out.add((handles[path[1]], tuple(path[2:])))
+            out[tuple(path)] = (handles[path[1]], tuple(path[2:]))
         elif path[0] != "steps":
-            out.add(("", tuple(path)))
-    return frozenset(out)
+            out[tuple(path)] = ("", tuple(path))
+    return out
 
 
 def _step_keys(steps: list[Any]) -> dict[str, int]:
@@ -209,27 +223,47 @@ def _step_keys(steps: list[Any]) -> dict[str, int]:
     return out
 
 
-def _mask_at(value: Any, rest: Key) -> Any:
-    """A copy of `value` with the leaf at `rest` (below it) shown as MASK; missing paths change nothing."""
+def _mask_at(value: Any, rest: Key, shown: str = MASK) -> Any:
+    """A copy of `value` with the leaf at `rest` (below it) shown as `shown`; missing paths change nothing."""
     if not rest:
-        return MASK
+        return shown
     head, tail = rest[0], rest[1:]
     if isinstance(value, Mapping) and head in value:
-        return {**value, head: _mask_at(value[head], tail)}
+        return {**value, head: _mask_at(value[head], tail, shown)}
     if isinstance(value, list) and isinstance(head, int) and 0 <= head < len(value):
-        return [*value[:head], _mask_at(value[head], tail), *value[head + 1:]]
+        return [*value[:head], _mask_at(value[head], tail, shown), *value[head + 1:]]
     return value
 
 
-def _mask_change(change: FieldChange, secret_keys: Iterable[Key]) -> FieldChange:
+def _leaf_view(value: Any, rest: Key, templates: Collection[str]) -> str | None:
+    """How the secret leaf at `rest` inside `value` may be shown: the raw text it fits with its variables
+    as MASK (a text derived from the template alone), or None when it fits none (hide it whole)."""
+    for head in rest:
+        inside = (head in value if isinstance(value, Mapping)
+                  else isinstance(value, list) and isinstance(head, int) and 0 <= head < len(value))
+        if not inside:
+            return MASK  # no such leaf on this side: nothing to show or hide
+        value = value[head]
+    if isinstance(value, str):
+        for template in templates:
+            if envsubst.extract_values(template, value) is not None:
+                return envsubst.masked_template(template, MASK)
+    return None
+
+
+def _mask_change(change: FieldChange, secret_keys: Iterable[tuple[Key, Collection[str]]]) -> FieldChange:
     """`change` with `shown` set when a secret location is at, above or below it."""
     old, new = change.old, change.new
     touched = False
-    for secret in secret_keys:
+    for secret, templates in secret_keys:
         if secret[: len(change.key)] == change.key:  # the secret is this field or inside it
             rest = secret[len(change.key):]
-            old = old if old is ABSENT else _mask_at(old, rest)
-            new = new if new is ABSENT else _mask_at(new, rest)
+            old_view = MASK if old is ABSENT else _leaf_view(old, rest, templates)
+            new_view = MASK if new is ABSENT else _leaf_view(new, rest, templates)
+            if old_view is None or new_view is None:  # a side the repo's text cannot explain: hide both
+                old_view = new_view = MASK
+            old = old if old is ABSENT else _mask_at(old, rest, old_view)
+            new = new if new is ABSENT else _mask_at(new, rest, new_view)
             touched = True
         elif change.key[: len(secret)] == secret:  # a side holds structure where the repo has a secret
             old = old if old is ABSENT else MASK
@@ -242,7 +276,8 @@ def _mask_change(change: FieldChange, secret_keys: Iterable[Key]) -> FieldChange
 
 def _masked_changes(changes: Iterable[FieldChange], handle: str,
                     secret_paths: Collection[SecretPath]) -> tuple[FieldChange, ...]:
-    keys = [key for where, key in secret_paths if where == handle]
+    templates: SecretTemplates = secret_paths if isinstance(secret_paths, Mapping) else {}
+    keys = [(key, templates.get((where, key), ())) for where, key in secret_paths if where == handle]
     if not keys:
         return tuple(changes)
     return tuple(_mask_change(c, keys) for c in changes)

@@ -38,6 +38,7 @@ from notiflows_deploy.files import Tree
 from notiflows_deploy.loader import DocumentChecker, LoadedNotiflow, list_handles, load_notiflow
 from notiflows_deploy.model import NotiflowOutcome, Problem, Status
 from notiflows_deploy.normalize import content_from_payload, content_from_remote, same_content
+from notiflows_deploy.secretpaths import old_values
 
 DEFAULT_HISTORY_BOUND = 50
 NOTIFLOW_FILE = "notiflow.json"
@@ -258,11 +259,12 @@ def _diff(remote_content: dict[str, Any], head: LoadedNotiflow) -> tuple[str, st
     """(rendered diff server -> head, one-line summary), secrets of head masked.
 
     Head's secret locations are masked on the server side too: after a rotation the server still holds
-    the old value, which the value-based masking no longer knows.
+    the old value, which the value-based masking no longer knows. A side whose value fits head's raw text
+    of the field shows that text with only the variables masked.
     """
     assert head.payload is not None
     diff = semantic_diff(remote_content, content_from_payload(head.payload), old_label="server", new_label="repo",
-                         secret_paths=head.secret_paths)
+                         secret_paths=head.secret_templates)
     return diff.render(secrets=head.secret_values), diff.summary()
 
 
@@ -401,8 +403,9 @@ def run_drift(
 
     History: `git_history_fn(handle)`, else a `GitHistory` over `repo` at `head` searching
     `history_depth` commits per notiflow, else none (every difference is ``edited-remotely``).
-    Every environment value substituted at head is added to `secrets` (when given) so the caller
-    can mask it; secret values never travel inside the outcomes.
+    Every environment value substituted at head, and every value the server holds for those variables
+    (read out of its text where it fits head's; see `secretpaths`), is added to `secrets` (when given)
+    so the caller can mask it; secret values never travel inside the outcomes.
     """
     if git_history_fn is None and repo is not None and head is not None:
         git_history_fn = GitHistory(repo, head=head, project_prefix=display_prefix, notiflows_root=notiflows_root,
@@ -434,9 +437,11 @@ def run_drift(
         remote = answer
         if remote is None and handle in summaries and not loaded.ok:
             remote = RemoteNotiflow.from_json(summaries[handle].raw)  # invalid: listing facts suffice
-        outcome = classify(handle, loaded, remote, history_for(handle))
         if secrets is not None:
             secrets.update(loaded.secret_values)
+            if remote is not None and loaded.ok:  # what the server holds for head's variables (a rotation)
+                secrets.update(old_values(loaded.secret_templates, content_from_remote(remote))[0])
+        outcome = classify(handle, loaded, remote, history_for(handle))
         outcomes.append(outcome)
     base = _join(display_prefix, notiflows_root)
     for handle, summary in summaries.items():

@@ -22,8 +22,9 @@ message.
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -125,3 +126,152 @@ def _excerpt(text: str, start: int) -> str:
     end = text.find("}", start + 2, start + 40)
     snippet = text[start : end + 1] if end != -1 else text[start : start + 20]
     return snippet.split("\n", 1)[0]
+
+
+# --- reading values back out of a substituted text ----------------------------------------------
+
+EXTRACT_BUDGET = 20_000  # search steps; past it the text counts as not matching (the caller hides it)
+MAX_PARTS = 400  # literal texts and variables in one template (the search recurses once per part)
+
+
+@dataclass(frozen=True)
+class _Var:
+    name: str
+
+
+def _parts(raw: str) -> list[str | _Var]:
+    """`raw` as literal texts (as `substitute` writes them) and variables; adjacent literals merged."""
+    parts: list[str | _Var] = []
+    pos = 0
+
+    def literal(text: str) -> None:
+        if not text:
+            return
+        if parts and isinstance(parts[-1], str):
+            parts[-1] += text
+        else:
+            parts.append(text)
+
+    for m in _TOKEN.finditer(raw):
+        literal(raw[pos : m.start()])
+        pos = m.end()
+        name = m.group(1)
+        if m.group(0) == "$${":
+            literal("${")
+        elif name is None:
+            literal(m.group(0))  # invalid reference: `substitute` leaves it as written
+        else:
+            parts.append(_Var(name))
+    literal(raw[pos:])
+    return parts
+
+
+def masked_template(raw: str, mask: str = "***") -> str:
+    """What `substitute(raw, env)` gives with every variable's value shown as `mask`."""
+    return "".join(p if isinstance(p, str) else mask for p in _parts(raw))
+
+
+def extract_values(raw: str, text: str, *, budget: int = EXTRACT_BUDGET) -> dict[str, str] | None:
+    """Values that make `substitute(raw, values).text == text`, by variable name, or None when there are none.
+
+    As ``re.fullmatch`` of `raw` with each ``${NAME}`` a lazy ``(.*?)`` (a repeated NAME a backreference),
+    DOTALL, but without its exponential worst case: without a repeated name only the leftmost placement of
+    each literal is tried (it finds a match whenever one exists, in linear time); with one, the search is
+    exhaustive and stops after `budget` steps (long comparisons count as several), answering None.
+    Ambiguous splits (``${A}${B}``) give one answer (the lazy regex's); every answer reproduces `text`.
+    """
+    parts = _parts(raw)
+    if len(parts) > MAX_PARTS:
+        return None
+    names = [p.name for p in parts if isinstance(p, _Var)]
+    search = _Search(parts, text, budget, exhaustive=len(set(names)) != len(names))
+    try:
+        found = search.match(0, 0)
+    except _OverBudget:
+        return None
+    return {name: text[start:end] for name, (start, end) in search.bound.items()} if found else None
+
+
+class _OverBudget(Exception):
+    pass
+
+
+class _Search:
+    """Backtracking over where each variable ends, shortest first (what lazy groups do)."""
+
+    CHUNK = 256  # characters compared or copied per budget step
+
+    def __init__(self, parts: list[str | _Var], text: str, budget: int, *, exhaustive: bool) -> None:
+        self.parts, self.text, self.left, self.exhaustive = parts, text, budget, exhaustive
+        self.bound: dict[str, tuple[int, int]] = {}  # name -> its span in text
+        self.seen: dict[str, list[int]] = {}  # literal -> its occurrences found so far, ascending
+        self.cursor: dict[str, int] = {}  # literal -> where finding more of them goes on
+
+    def spend(self, length: int = 0) -> None:
+        self.left -= 1 + length // self.CHUNK
+        if self.left < 0:
+            raise _OverBudget
+
+    def match(self, i: int, pos: int) -> bool:
+        text, parts = self.text, self.parts
+        self.spend()
+        if i == len(parts):
+            return pos == len(text)
+        part = parts[i]
+        if isinstance(part, str):
+            self.spend(len(part))
+            return text.startswith(part, pos) and self.match(i + 1, pos + len(part))
+        if part.name in self.bound:  # a backreference
+            start, end = self.bound[part.name]
+            self.spend(end - start)
+            return text.startswith(text[start:end], pos) and self.match(i + 1, pos + end - start)
+        for end in self.ends(i + 1, pos):
+            self.bound[part.name] = (pos, end)
+            if self.match(i + 1, end):
+                return True
+            del self.bound[part.name]
+            if not self.exhaustive:  # leftmost placement failed: no other one can succeed
+                return False
+        return False
+
+    def ends(self, following: int, pos: int) -> Iterator[int]:
+        """Where a variable starting at `pos` may end, shortest first, given the part after it."""
+        text, parts = self.text, self.parts
+        if following == len(parts):
+            yield len(text)
+            return
+        after = parts[following]
+        if isinstance(after, _Var):
+            yield from range(pos, len(text) + 1)
+            return
+        if following == len(parts) - 1:  # the last literal is anchored at the end of the text
+            end = len(text) - len(after)
+            if end >= pos and text.endswith(after):
+                yield end
+            return
+        if not self.exhaustive:
+            at = text.find(after, pos)
+            if at != -1:
+                yield at
+            return
+        yield from self.occurrences(after, pos)
+
+    def occurrences(self, literal: str, pos: int) -> Iterator[int]:
+        """Occurrences of `literal` from `pos` on; the text is scanned once per literal, whatever the retries."""
+        seen = self.seen.setdefault(literal, [])
+        index = bisect.bisect_left(seen, pos)
+        while True:
+            if index < len(seen):
+                yield seen[index]
+                index += 1
+                continue
+            cursor = self.cursor.get(literal, 0)
+            if cursor > len(self.text):
+                return
+            at = self.text.find(literal, cursor)
+            self.cursor[literal] = len(self.text) + 1 if at == -1 else at + 1
+            if at == -1:
+                return
+            self.spend()
+            seen.append(at)
+            index = bisect.bisect_left(seen, pos, lo=index)  # the scan may start before `pos`

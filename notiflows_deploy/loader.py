@@ -14,7 +14,9 @@ Pointer values (the paths) are taken literally: `${NAME}` is substituted in ever
 value and in the extracted files' text, never in keys, pointer paths, `$schema` or `__meta`.
 Where a substitution happened is recorded (`substituted_paths`, payload paths: a `body@` pointer
 whose file substituted a value is recorded as `body`), so diffs can mask those fields on every side:
-the server may still hold a rotated secret's old value, which no longer is in the environment.
+the server may still hold a rotated secret's old value, which no longer is in the environment. Each such
+field's text as written (`raw_substituted`, e.g. ``Call ${SUPPORT_PHONE} now``) lets a diff show the
+field's other text with only the variables masked, on any side whose value fits it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from notiflows_deploy import envsubst
-from notiflows_deploy.diff import SecretPath, secret_paths_from_payload
+from notiflows_deploy.diff import SecretPath, secret_path_map, secret_paths_from_payload
 from notiflows_deploy.files import EntryKind, Tree
 from notiflows_deploy.jsonpos import JsonSyntaxError, ParsedJson, parse_json
 from notiflows_deploy.model import Problem, Severity
@@ -64,11 +66,21 @@ class LoadedNotiflow:
     schema_url: str | None = None
     # Payload paths of every string that had a variable substituted, e.g. ("steps", 1, "template", "data", "url").
     substituted_paths: frozenset[JsonPath] = frozenset()
+    # The text as written (before substitution) of each substituted path: "Call ${SUPPORT_PHONE} now".
+    raw_substituted: dict[JsonPath, str] = field(default_factory=dict)
 
     @property
     def secret_paths(self) -> frozenset[SecretPath]:
         """`substituted_paths` with steps named by handle, as the diff code applies them to any side."""
         return secret_paths_from_payload(self.payload, self.substituted_paths)
+
+    @property
+    def secret_templates(self) -> dict[SecretPath, tuple[str, ...]]:
+        """`secret_paths` with the raw text of each (none known: the field stays hidden), for `diff`."""
+        return {
+            where: (self.raw_substituted[path],) if path in self.raw_substituted else ()
+            for path, where in secret_path_map(self.payload, self.substituted_paths).items()
+        }
 
     @property
     def errors(self) -> list[Problem]:
@@ -296,6 +308,7 @@ class _Loader:
         self.problems: list[Problem] = []
         self.secrets: set[str] = set()
         self.substituted: set[JsonPath] = set()  # payload paths
+        self.raw: dict[JsonPath, str] = {}  # payload path -> its text before substitution
         self.parsed: ParsedJson | None = None
         self.checked_conflicts: set[tuple[int, int]] = set()  # KEY/KEY@ clashes the checker already reported
 
@@ -328,6 +341,7 @@ class _Loader:
             problems=self.problems,
             secret_values=frozenset(self.secrets) if self.substitute else frozenset(),
             substituted_paths=frozenset(self.substituted) if self.substitute else frozenset(),
+            raw_substituted=dict(self.raw) if self.substitute else {},
             schema_url=schema if isinstance(schema, str) else None,
         )
 
@@ -499,6 +513,7 @@ class _Loader:
         self.secrets |= sub.values
         if sub.names:
             self.substituted.add(payload_path)
+            self.raw[payload_path] = decoded.text
         for issue in sub.issues:
             line, column = envsubst.line_col(decoded.text, issue.offset)
             self.error(issue.code, f"{issue.message()} in {pointer!r}", file=shown, line=line, column=column,
@@ -514,6 +529,7 @@ class _Loader:
             self.secrets |= sub.values
             if sub.names:
                 self.substituted.add(path)
+                self.raw[path] = node
             for issue in sub.issues:
                 self.error_at(path, issue.code, issue.message(), hint=issue.hint())
             return sub.text

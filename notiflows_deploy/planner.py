@@ -5,7 +5,9 @@ the output is one `PlanItem` with an action, the sha to send as `expected_sha`, 
 (server -> repo) and, for a conflict, everything needed to explain it.
 
 `secret_paths` (from the loader) are masked wherever content is displayed, on every side; the decisions
-themselves always compare the real values.
+themselves always compare the real values. Given as a mapping to raw texts (`diff.SecretTemplates`, see
+`secretpaths.secret_view`), a field whose value fits its raw text shows that text with only the variables
+masked.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ class PlanInput:
     base_payload: dict[str, Any] | None  # payload at the base commit (None: new in range or unknown)
     remote: RemoteNotiflow | None  # the server's notiflow (None: does not exist)
     removed: bool = False  # directory deleted in the range
-    # Fields head fills from environment variables (LoadedNotiflow.secret_paths): shown as *** on every side.
-    secret_paths: frozenset[SecretPath] = frozenset()
+    # Fields head fills from environment variables (LoadedNotiflow.secret_paths): shown as *** on every side,
+    # or (a mapping to their raw texts, `secretpaths.SecretView.templates`) with only the variables masked.
+    secret_paths: Collection[SecretPath] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class ConflictInfo:
     base_content: dict[str, Any] | None
     repo_content: dict[str, Any]
     server_content: dict[str, Any]
-    secret_paths: frozenset[SecretPath] = frozenset()
+    secret_paths: Collection[SecretPath] = frozenset()
 
     def describe(self) -> str:
         """One sentence of facts: which server version, when, by whom, against what the repo recorded."""
@@ -97,7 +100,7 @@ class PlanItem:
     meta_sha: str | None = None
     base_payload: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
-    secret_paths: frozenset[SecretPath] = frozenset()
+    secret_paths: Collection[SecretPath] = frozenset()
 
     @property
     def errors(self) -> list[Problem]:
@@ -125,7 +128,7 @@ def _actor(remote: RemoteNotiflow) -> str | None:
 
 def conflict_info(
     *, remote: RemoteNotiflow, payload: Mapping[str, Any], base_payload: Mapping[str, Any] | None, meta_sha: str | None,
-    secret_paths: frozenset[SecretPath] = frozenset(),
+    secret_paths: Collection[SecretPath] = frozenset(),
 ) -> ConflictInfo:
     version = remote.current_version
     return ConflictInfo(

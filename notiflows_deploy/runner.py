@@ -7,7 +7,7 @@ is a value there, never an exception that hides the others.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ from notiflows_deploy.settings import Settings
 if TYPE_CHECKING:
     from notiflows_deploy.api.client import ManagementClient
     from notiflows_deploy.api.models import RemoteNotiflow
+    from notiflows_deploy.diff import SecretPath
     from notiflows_deploy.gitrepo import GitRepo
     from notiflows_deploy.jsonpos import ParsedJson
     from notiflows_deploy.loader import LoadedNotiflow
@@ -326,6 +327,7 @@ def bounded_map(fn: Callable[[str], Any], items: Iterable[str], concurrency: int
 def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> list[Any]:
     from notiflows_deploy.api.errors import ApiError
     from notiflows_deploy.planner import PlanInput, plan_one
+    from notiflows_deploy.secretpaths import secret_view
 
     handles, removed = handles_in_scope(ctx)
     loaded = {h: ctx.load(ctx.head_tree, h) for h in handles}
@@ -343,14 +345,18 @@ def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> lis
         if isinstance(remote, ApiError):
             failed.append(api_failure(ctx, handle, remote, "reading the server's notiflow"))
             continue
-        base_payload = None
+        base_loaded = None
         if base_tree is not None and item.ok:
             base_loaded = ctx.load(base_tree, handle, validate=False)
-            base_payload = base_loaded.payload
+        secret_paths: Collection[SecretPath] = item.secret_paths
+        if item.ok and item.substituted_paths:
+            # Learns the server's (maybe rotated) values of head's variables into the secrets before any diff.
+            secret_paths = secret_view(item, base=base_loaded, remote=remote, secrets=ctx.secrets).templates
         items.append(
             PlanInput(
-                handle=handle, path=item.path, payload=item.payload, problems=item.problems,
-                meta_sha=item.meta_sha, base_payload=base_payload, remote=remote, secret_paths=item.secret_paths,
+                handle=handle, path=item.path, payload=item.payload, problems=item.problems, meta_sha=item.meta_sha,
+                base_payload=base_loaded.payload if base_loaded is not None else None, remote=remote,
+                secret_paths=secret_paths,
             )
         )
     for handle in removed:

@@ -323,3 +323,99 @@ def test_three_way_masks_the_secret_on_base_server_and_repo() -> None:
     assert '! step webhook_1 template.data.url: same change on both sides: "***"' in same
     unknown = three_way(None, hook(NEW_URL), hook(server_url), secret_paths=HOOK_SECRET)
     assert server_url not in unknown and NEW_URL not in unknown and "(changed; the value holds a secret)" in unknown
+
+
+# ---- secret locations with raw texts: the wording shows, the variables do not -------------------------
+
+PHONE_OLD, PHONE_NEW = "+1 555 0100-OLD", "+1 555 0199-NEW"
+SMS_RAW = "Acme: order {{ data.n }} has shipped. Questions? Call ${SUPPORT_PHONE}."
+SMS_RAW_HEAD = "Acme: order {{ data.n }} is on its way. Questions? Call ${SUPPORT_PHONE}."
+SMS_AT = ("sms_1", ("template", "data", "body"))
+
+
+def sms(body: str, *, name: str = "Order shipped") -> dict[str, Any]:
+    return {
+        "name": name,
+        "steps": [
+            {"handle": "trigger", "type": "trigger", "position": 0},
+            {"handle": "sms_1", "type": "channel", "channel_type": "sms", "position": 1,
+             "template": {"channel_type": "sms", "data": {"body": body}}},
+        ],
+    }
+
+
+def filled(raw: str, phone: str) -> str:
+    return raw.replace("${SUPPORT_PHONE}", phone)
+
+
+def test_a_secret_field_fitting_its_raw_text_shows_the_wording_change_with_the_value_masked() -> None:
+    server, repo = sms(filled(SMS_RAW, PHONE_OLD)), sms(filled(SMS_RAW_HEAD, PHONE_NEW))
+    paths = {SMS_AT: (SMS_RAW_HEAD, SMS_RAW)}  # head's raw text, and the base revision's (the server's)
+    text = semantic_diff(server, repo, secret_paths=paths).render()
+    assert PHONE_OLD not in text and PHONE_NEW not in text
+    assert text == (
+        "~ step sms_1 (channel/sms)\n"
+        '    template.data.body: "Acme: order {{ data.n }} has shipped. Questions? Call ***." -> '
+        '"Acme: order {{ data.n }} is on its way. Questions? Call ***."'
+    )
+    # the real values are kept for decisions
+    [change] = semantic_diff(server, repo, secret_paths=paths).steps[0].fields
+    assert (change.old, change.new) == (filled(SMS_RAW, PHONE_OLD), filled(SMS_RAW_HEAD, PHONE_NEW))
+
+
+def test_a_rotated_value_that_fits_the_raw_text_is_masked_and_the_rest_shows() -> None:
+    body = "<p>Hello</p>\n<p>Call ${SUPPORT_PHONE} today</p>\n<p>Bye</p>\n" * 3
+    server, repo = sms(filled(body, PHONE_OLD)), sms(filled(body, PHONE_NEW))
+    text = semantic_diff(server, repo, secret_paths={SMS_AT: (body,)}).render()
+    assert PHONE_OLD not in text and PHONE_NEW not in text
+    # only the value differs: the masked sides look alike, so the diff says so without a line diff
+    assert text == "~ step sms_1 (channel/sms)\n    template.data.body: (changed; the value holds a secret)"
+    # with an edit around it too, the line diff shows, every value as ***
+    edited = sms(filled(body.replace("Bye", "Later", 1), PHONE_NEW))
+    text = semantic_diff(server, edited, secret_paths={SMS_AT: (body.replace("Bye", "Later", 1), body)}).render()
+    assert PHONE_OLD not in text and PHONE_NEW not in text
+    assert "      +<p>Later</p>" in text and "       <p>Call *** today</p>" in text
+
+
+def test_a_field_whose_text_also_changed_on_the_server_stays_hidden_whole() -> None:
+    server = sms(f"Dashboard wording, call {PHONE_OLD}!")  # fits neither raw text: the value cannot be isolated
+    repo = sms(filled(SMS_RAW_HEAD, PHONE_NEW))
+    text = semantic_diff(server, repo, secret_paths={SMS_AT: (SMS_RAW_HEAD, SMS_RAW)}).render()
+    assert PHONE_OLD not in text and PHONE_NEW not in text and "Dashboard" not in text and "way" not in text
+    assert text == ('~ step sms_1 (channel/sms)\n'
+                    '    template.data.body: "***" -> "***" (changed; the value holds a secret)')
+    # a non-text value on a side is hidden too; a location without raw texts is hidden as before
+    odd = sms("x")
+    odd["steps"][1]["template"]["data"]["body"] = {"value": PHONE_OLD}
+    text = semantic_diff(odd, repo, secret_paths={SMS_AT: (SMS_RAW_HEAD,)}).render()
+    assert PHONE_OLD not in text and PHONE_NEW not in text and "way" not in text
+    text = semantic_diff(sms(filled(SMS_RAW, PHONE_OLD)), repo, secret_paths={SMS_AT: ()}).render()
+    assert "***\" -> \"***\" (changed" in text and "way" not in text
+
+
+def test_created_and_added_fields_show_their_raw_text_masked() -> None:
+    repo = sms(filled(SMS_RAW_HEAD, PHONE_NEW))
+    created = semantic_diff(None, repo, secret_paths={SMS_AT: (SMS_RAW_HEAD,)}).render()
+    assert PHONE_NEW not in created
+    assert 'template.data.body: "Acme: order {{ data.n }} is on its way. Questions? Call ***."' in created
+    # the old side is the base commit's plain text: given as a raw text of its own, it shows
+    old, new = hook(NEW_URL, name="Hook"), hook(NEW_URL, name=f"Hook for {PHONE_NEW}")
+    top = semantic_diff(old, new, secret_paths={("", ("name",)): ("Hook for ${SUPPORT_PHONE}", "Hook")}).render()
+    assert top == '~ name: "Hook" -> "Hook for ***"'
+    top = semantic_diff(old, new, secret_paths={("", ("name",)): ("Hook for ${SUPPORT_PHONE}",)}).render()
+    assert top == '~ name: "***" -> "***" (changed; the value holds a secret)'
+
+
+def test_three_way_shows_each_side_through_its_own_raw_text() -> None:
+    base, repo = sms(filled(SMS_RAW, PHONE_OLD)), sms(filled(SMS_RAW_HEAD, PHONE_NEW))
+    server = sms(filled(SMS_RAW, PHONE_OLD), name="Order shipped (dashboard)")
+    view = three_way(base, repo, server, secret_paths={SMS_AT: (SMS_RAW_HEAD, SMS_RAW)}, secrets=[PHONE_NEW])
+    assert PHONE_OLD not in view and PHONE_NEW not in view
+    assert '"Acme: order {{ data.n }} has shipped. Questions? Call ***." -> ' in view
+    assert '"Acme: order {{ data.n }} is on its way. Questions? Call ***."' in view
+    assert '~ name: "Order shipped" -> "Order shipped (dashboard)"' in view
+    # the server rewrote the SMS too, in its own words: that field is hidden whole on every side
+    server = sms(f"Shipped! {PHONE_OLD}", name="Order shipped (dashboard)")
+    view = three_way(base, repo, server, secret_paths={SMS_AT: (SMS_RAW_HEAD, SMS_RAW)})
+    assert PHONE_OLD not in view and PHONE_NEW not in view and "Shipped!" not in view
+    assert '! step sms_1 template.data.body: repo (text, 1 lines, 60 chars), server "***"' in view

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
-from hypothesis import assume, given
+import re
+import time
+
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from notiflows_deploy.envsubst import SYNTAX, UNSET, escape, line_col, substitute
+from notiflows_deploy.envsubst import (
+    SYNTAX,
+    UNSET,
+    escape,
+    extract_values,
+    line_col,
+    masked_template,
+    substitute,
+)
 
 ENV = {"HOST": "mail.example.com", "EMPTY": "", "_X1": "one"}
 
@@ -110,3 +121,110 @@ def test_substitution_matches_a_model(parts: list[str | tuple[str, str]], env: d
     assert sub.text == expected
     assert [(i.code, i.name) for i in sub.issues] == [(UNSET, n) for n in unset]
     assert sub.values == {env[n] for n in sub.names if env[n]}
+
+
+# ---- reading the values back out of a substituted text (extract_values) ---------------------------------
+
+
+def test_extract_values_reads_the_variables_out_of_a_fitting_text() -> None:
+    raw = "Acme: order {{ data.n }} has shipped. Questions? Call ${SUPPORT_PHONE}."
+    assert extract_values(raw, "Acme: order {{ data.n }} has shipped. Questions? Call +1 555 0100.") == {
+        "SUPPORT_PHONE": "+1 555 0100"}
+    # the text around the variable changed: the value cannot be isolated
+    assert extract_values(raw, "Acme: order {{ data.n }} is on its way. Questions? Call +1 555 0100.") is None
+    assert extract_values(raw, "") is None
+
+
+def test_extract_values_with_several_and_repeated_variables() -> None:
+    raw = "${SCHEME}://${HOST}/a?back=${SCHEME}://${HOST}/b"
+    assert extract_values(raw, "https://x.example/a?back=https://x.example/b") == {
+        "SCHEME": "https", "HOST": "x.example"}
+    # a repeated name must hold the same value at every use (a backreference)
+    assert extract_values(raw, "https://x.example/a?back=http://x.example/b") is None
+    assert extract_values("${A}-${A}", "ab-c-ab-c") == {"A": "ab-c"}
+    assert extract_values("${A}-${A}", "ab-cd") is None
+    # a literal found before the variable starts is no place for it to end
+    assert extract_values("a${B}${B}${A}a${C}", "aa") == {"B": "", "A": "", "C": ""}
+
+
+def test_extract_values_is_lazy_dotall_and_anchored_at_both_ends() -> None:
+    assert extract_values("${A}-${B}", "p-q-r") == {"A": "p", "B": "q-r"}  # leftmost split, as (.*?) gives
+    assert extract_values("${A}${B}", "abc") == {"A": "", "B": "abc"}
+    assert extract_values("<p>${A}</p>", "<p>line 1\nline 2</p>") == {"A": "line 1\nline 2"}
+    assert extract_values("x ${A} y", "x 1 y y") == {"A": "1 y"}  # the last literal ends the text
+    assert extract_values("x ${A} y", "zx 1 y") is None  # the first one starts it
+    assert extract_values("no variables", "no variables") == {}
+    assert extract_values("no variables", "no variables!") is None
+
+
+def test_extract_values_follows_the_escape_and_invalid_references() -> None:
+    # `$${X}` is the literal text `${X}`, and an invalid reference stays as written (as `substitute` does)
+    assert extract_values("cost $${X} ${Y} ${bad-ref}", "cost ${X} 12 ${bad-ref}") == {"Y": "12"}
+    assert extract_values("cost $${X} ${Y}", "cost $${X} 12") is None
+    assert masked_template("cost $${X} ${Y} ${bad-ref}") == "cost ${X} *** ${bad-ref}"
+    assert masked_template("Call ${P} or ${P}", "<hidden>") == "Call <hidden> or <hidden>"
+
+
+def test_extract_values_gives_up_within_its_budget_on_a_pathological_text() -> None:
+    # Repeated names make the search exhaustive; past the budget the answer is None (the caller hides).
+    raw = "${A} ${B} ${A} ${C} ${A} end"
+    start = time.monotonic()
+    assert extract_values(raw, " " * 5000 + "x") is None
+    assert extract_values(raw, "a " * 2_000_000 + "no") is None  # every literal scanned once, not per retry
+    assert extract_values("${A}${A}${B}x", "a" * 4_000_000) is None  # long comparisons count against the budget
+    assert extract_values("${A}-${A}", "ab" * 1_000_000 + "-" + "ab" * 1_000_000) == {"A": "ab" * 1_000_000}
+    assert time.monotonic() - start < 2
+    # without a repeated name the search is linear: a long text that fits is found at once
+    text = "k=" + "v" * 200_000 + "&x=" + "w " * 50_000 + "!"
+    assert extract_values("k=${K}&x=${X}!", text) == {"K": "v" * 200_000, "X": "w " * 50_000}
+
+
+# A template as parts: literal texts (small alphabet, so literals recur inside values) and variables
+# (few names, so they repeat).
+small = st.text(alphabet=st.sampled_from(list("ab-$ {}\n")), max_size=4)
+tparts = st.lists(st.one_of(small, st.sampled_from(["A", "B", "C"]).map(lambda n: ("var", n))), max_size=7)
+values = st.text(alphabet=st.sampled_from(list("ab-{ \n")), max_size=5)
+
+
+def raw_and_regex(parts: list[str | tuple[str, str]]) -> tuple[str, str]:
+    """The template text and the regex the brief describes (lazy groups, backreferences), built apart."""
+    raw, regex, seen = "", "", []
+    for part in parts:
+        if isinstance(part, str):
+            assume(not (part.endswith("$")))  # "$" right before a reference cannot be written
+            raw += escape(part)
+            regex += re.escape(part)
+        else:
+            name = part[1]
+            raw += "${" + name + "}"
+            regex += f"(?P={name})" if name in seen else f"(?P<{name}>.*?)"
+            seen.append(name)
+    return raw, regex
+
+
+@settings(max_examples=400)
+@given(tparts, st.dictionaries(st.sampled_from(["A", "B", "C"]), values, min_size=3))
+def test_extracted_values_reproduce_the_substituted_text(parts: list[str | tuple[str, str]],
+                                                         env: dict[str, str]) -> None:
+    raw, regex = raw_and_regex(parts)
+    text = substitute(raw, env).text
+    found = extract_values(raw, text)
+    assert found is not None
+    assert set(found) == {p[1] for p in parts if isinstance(p, tuple)}
+    # Ambiguous splits may differ from env; whatever was found must rebuild the text exactly.
+    assert substitute(raw, found).text == text
+    match = re.fullmatch(regex, text, re.DOTALL)
+    assert match is not None and found == match.groupdict()  # the same answer as the lazy regex
+
+
+@settings(max_examples=400)
+@given(tparts, st.text(alphabet=st.sampled_from(list("ab-$ {}\n")), max_size=12))
+def test_extract_values_agrees_with_the_lazy_regex_on_any_text(parts: list[str | tuple[str, str]],
+                                                               text: str) -> None:
+    raw, regex = raw_and_regex(parts)
+    found = extract_values(raw, text)
+    match = re.fullmatch(regex, text, re.DOTALL)
+    assert (found is None) == (match is None)
+    if found is not None and match is not None:
+        assert found == match.groupdict()
+        assert substitute(raw, found).text == text

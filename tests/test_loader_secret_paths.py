@@ -31,3 +31,24 @@ def test_nothing_recorded_without_substitution_or_payload(tmp_path: Path) -> Non
     assert load(tmp_path, "raw", ENV, substitute=False).substituted_paths == frozenset()
     broken = load(tmp_path, "raw", {})  # APP_NAME unset: an error, no payload
     assert broken.payload is None and broken.secret_paths == frozenset()
+
+
+def test_raw_text_of_each_substituted_field_is_kept_for_the_diffs(tmp_path: Path) -> None:
+    make(tmp_path, "welcome", WELCOME, {"steps/email_1/body.html": BODY})
+    loaded = load(tmp_path, "welcome", ENV)
+    assert loaded.raw_substituted == {
+        ("name",): "Welcome to ${APP_NAME}",
+        ("steps", 1, "template", "data", "body"): BODY,  # the file's text as written
+    }
+    assert loaded.secret_templates == {
+        ("", ("name",)): ("Welcome to ${APP_NAME}",),
+        ("email_1", ("template", "data", "body")): (BODY,),
+    }
+    assert load(tmp_path, "welcome", ENV, substitute=False).raw_substituted == {}
+
+
+def test_a_substituted_path_without_its_raw_text_has_no_template(tmp_path: Path) -> None:
+    make(tmp_path, "welcome", WELCOME, {"steps/email_1/body.html": BODY})
+    loaded = load(tmp_path, "welcome", ENV)
+    loaded.raw_substituted = {}  # e.g. built by hand: the field is hidden whole, as before
+    assert loaded.secret_templates == {("", ("name",)): (), ("email_1", ("template", "data", "body")): ()}

@@ -68,7 +68,7 @@ from notiflows_deploy.api.errors import (
     ValidationFailedError,
 )
 from notiflows_deploy.api.models import NotiflowSummary, RemoteNotiflow, RemoteVersion, UpsertResult
-from notiflows_deploy.api.ratelimit import AdaptiveGate, run_bounded
+from notiflows_deploy.api.ratelimit import AdaptiveGate, rate_from_details, run_bounded
 from notiflows_deploy.api.retry import (
     RetryPolicy,
     UniformSource,
@@ -413,7 +413,8 @@ class ManagementClient:
             log.warning("%s %s -> %s attempt=%d request_id=%s; retrying in %.2f s (%s)", method, shown,
                         status, state.attempts, request_id, decision.delay, decision.reason)
             if isinstance(error, RateLimitedError) or error.status == 429:
-                self.gate.penalize(decision.delay, started)  # everyone waits; acquire() sleeps
+                # Everyone waits (acquire() sleeps); details.limit/window, when given, start pacing.
+                self.gate.penalize(decision.delay, started, rate_from_details(error.details))
             else:
                 self._sleep(decision.delay)
             if before_retry is not None:

@@ -83,8 +83,12 @@ def _download(url: str, timeout: float) -> dict[str, Any]:
             if response.status_code != 200:
                 raise _Unusable(f"HTTP {response.status_code}")
             data = response.raw.read(MAX_SCHEMA_BYTES + 1, decode_content=True)
+    except requests.Timeout:
+        raise _Unusable(f"no answer within {timeout:g} s") from None
+    except requests.ConnectionError:
+        raise _Unusable("could not connect (offline, DNS or proxy)") from None
     except requests.RequestException as exc:
-        raise _Unusable(f"{type(exc).__name__}: {exc}") from None
+        raise _Unusable(type(exc).__name__) from None
     if len(data) > MAX_SCHEMA_BYTES:
         raise _Unusable(f"it is larger than {MAX_SCHEMA_BYTES} bytes")
     return _parse(data)
