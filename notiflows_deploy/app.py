@@ -15,17 +15,20 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from notiflows_deploy.model import NotiflowOutcome, Problem, RunResult
-from notiflows_deploy.redact import RedactingWriter, Redactor
+from notiflows_deploy.redact import RedactingWriter, Redactor, printable
 from notiflows_deploy.settings import Settings
 
 
 def redact_result(result: RunResult, redactor: Redactor) -> RunResult:
     def problem(p: Problem) -> Problem:
-        return dataclasses.replace(p, message=redactor.text(p.message), hint=redactor.text(p.hint))
+        return dataclasses.replace(p, file=printable(p.file), message=redactor.text(p.message),
+                                   hint=redactor.text(p.hint))
 
     def outcome(n: NotiflowOutcome) -> NotiflowOutcome:
         return dataclasses.replace(
             n,
+            handle=printable(n.handle),  # public (directory names), but maybe not UTF-8
+            path=printable(n.path),
             errors=[problem(p) for p in n.errors],
             warnings=[problem(p) for p in n.warnings],
             diff=redactor.text(n.diff),
@@ -57,8 +60,15 @@ def run_and_report(settings: Settings) -> int:
     except Exception as exc:  # a bug: say so plainly, keep the traceback for those who ask
         raw = _crash(settings, exc)
     redactor = Redactor(secrets)
-    result = redact_result(raw, redactor)
-    return deliver(result, settings, redactor)
+    try:
+        return deliver(redact_result(raw, redactor), settings, redactor)
+    except Exception as exc:  # a bug in a renderer: one plain line, never a traceback or a secret
+        if settings.env.get("NOTIFLOWS_DEPLOY_DEBUG") == "1":
+            traceback.print_exc()
+        prefix = "::error::" if settings.format == "github" else "notiflows-deploy: error: "
+        print(f"{prefix}could not write the results ({type(exc).__name__}); please report this as a bug",
+              flush=True)
+        return 1
 
 
 class _RedactingLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -125,8 +135,11 @@ def deliver(result: RunResult, settings: Settings, redactor: Redactor) -> int:
         outcome = post_plan_comment(result, env=settings.env)
         if outcome.is_warning:
             problems.append(outcome.message)
+    # Workflow commands go to stdout: the runner parses both pipes with one parser, so a command on
+    # stderr can land while a ::stop-commands:: fence on stdout is open and be ignored.
+    late = stdout if settings.format == "github" else cast(TextIO, RedactingWriter(sys.stderr, redactor))
     for text in problems:
-        stderr = cast(TextIO, RedactingWriter(sys.stderr, redactor))
-        console.message("warning", redactor.text(text), settings.format, stderr)
+        console.message("warning", redactor.text(text), settings.format, late)
+    late.flush()
     sys.stderr.flush()
     return int(result.exit_code)

@@ -17,6 +17,7 @@ from notiflows_deploy.config import CONFIG_NAME, DEFAULT_API_URL, ProjectConfig,
 from notiflows_deploy.errors import ConfigError, GitError, NotiflowsDeployError, UsageError
 from notiflows_deploy.files import EntryKind, Tree, WorkTree
 from notiflows_deploy.model import NotiflowOutcome, Problem, RunResult, Status
+from notiflows_deploy.redact import SecretPolicy
 from notiflows_deploy.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,20 +45,32 @@ class SchemaDispatch:
 
 
 class SecretSink(set[str]):
-    """The run's secret values. Adding one reports it at once (to mask it before anything prints)."""
+    """The run's secret values. Adding one reports it at once (to mask it before anything prints).
 
-    def __init__(self, on_new: Callable[[list[str]], object] | None = None) -> None:
+    `policy` drops values that are public anyway (see `redact.SecretPolicy`); `add_always` is for
+    the token, which is a secret whatever it looks like.
+    """
+
+    def __init__(self, on_new: Callable[[list[str]], object] | None = None,
+                 policy: SecretPolicy | None = None) -> None:
         super().__init__()
         self._on_new = on_new
+        self.policy = policy if policy is not None else SecretPolicy()
 
     def update(self, *others: Iterable[str]) -> None:
-        new = sorted({v for values in others for v in values if v} - self)
-        super().update(new)
-        if new and self._on_new is not None:
-            self._on_new(new)
+        self._take({v for values in others for v in values if v and self.policy.is_secret(v)})
 
     def add(self, value: str) -> None:
         self.update([value])
+
+    def add_always(self, value: str) -> None:
+        self._take({value} if value else set())
+
+    def _take(self, values: set[str]) -> None:
+        new = sorted(values - self)
+        super().update(new)
+        if new and self._on_new is not None:
+            self._on_new(new)
 
 
 @dataclass
@@ -86,16 +99,25 @@ class Context:
         return self.display(self.notiflows_root, handle)
 
     def load(self, tree: Tree, handle: str, *, validate: bool = True) -> LoadedNotiflow:
-        from notiflows_deploy.loader import load_notiflow
+        from notiflows_deploy.loader import LoadedNotiflow, load_notiflow
 
-        loaded = load_notiflow(
-            tree,
-            notiflows_root=self.notiflows_root,
-            handle=handle,
-            env=self.settings.env,
-            checker=self.checker if validate else None,
-            display_prefix=self.prefix,
-        )
+        try:
+            loaded = load_notiflow(
+                tree,
+                notiflows_root=self.notiflows_root,
+                handle=handle,
+                env=self.settings.env,
+                checker=self.checker if validate else None,
+                display_prefix=self.prefix,
+            )
+        except Exception as exc:  # a bug in one notiflow's checks must not hide the others
+            path = self.notiflow_path(handle)
+            file = posixpath.join(path, "notiflow.json")
+            problem = Problem(file, 1, 1, "internal-error",
+                              f"unexpected error while checking this notiflow ({type(exc).__name__}); "
+                              "it was not pushed", hint="please report this as a bug, with the file if you can")
+            return LoadedNotiflow(handle=handle, path=path, file=file, payload=None, document=None,
+                                  problems=[problem])
         self.secrets.update(loaded.secret_values)
         return loaded
 
@@ -109,11 +131,12 @@ def execute(settings: Settings, secrets: SecretSink | None = None) -> RunResult:
     result = RunResult(mode=settings.mode, fail_on_drift=settings.fail_on_drift)
     secrets = SecretSink() if secrets is None else secrets
     if settings.token:
-        secrets.add(settings.token)
+        secrets.add_always(settings.token)
     checker: SchemaDispatch | None = None
     ctx: Context | None = None
     try:
         ctx = prepare(settings, result, secrets)
+        secrets.policy = public_values(ctx)
         checker = ctx.checker
         MODES[settings.mode](ctx, result)
     except ConfigError as exc:
@@ -130,6 +153,13 @@ def execute(settings: Settings, secrets: SecretSink | None = None) -> RunResult:
         result.notes.extend(f"schema: {source}" for source in sorted(checker.sources))
         result.notes.extend(checker.store.notes)
     return result
+
+
+def public_values(ctx: Context) -> SecretPolicy:
+    """The run's secret policy: the handles at head (and NOTIFLOWS_PUBLIC_VARS) are public."""
+    from notiflows_deploy.loader import list_handles
+
+    return SecretPolicy.from_env(ctx.settings.env, list_handles(ctx.head_tree, ctx.notiflows_root))
 
 
 def _config_file(settings: Settings, exc: ConfigError) -> str:
