@@ -24,7 +24,7 @@ from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from notiflows_deploy.api.errors import ApiError, ConflictError, ValidationFailedError
+from notiflows_deploy.api.errors import ApiError, ConflictError, DraftChangedError, ValidationFailedError
 from notiflows_deploy.api.models import RemoteNotiflow, UpsertResult
 from notiflows_deploy.diff import mask
 from notiflows_deploy.model import NotiflowOutcome, Problem, Severity, Status
@@ -39,7 +39,7 @@ class DeployClient(Protocol):
         self, handle: str, payload: dict[str, Any], *, expected_sha: str | None
     ) -> UpsertResult: ...
 
-    def publish_notiflow(self, handle: str) -> RemoteNotiflow: ...
+    def publish_notiflow(self, handle: str, *, expected_sha: str | None = None) -> RemoteNotiflow: ...
 
     def get_notiflow(self, handle: str) -> RemoteNotiflow | None: ...
 
@@ -290,7 +290,17 @@ class _Run:
             return outcome
         stays = f"The pushed draft (version {number}, sha {sha}) stays on the server unpublished."
         try:
-            answer = self.client.publish_notiflow(item.handle)
+            # expected_sha: a retry must not publish a draft someone else saved after our push.
+            answer = self.client.publish_notiflow(item.handle, expected_sha=sha or None)
+        except DraftChangedError as err:
+            outcome.status = Status.CONFLICT
+            outcome.remote_sha_after = err.current_sha  # what the server holds now, not what we pushed
+            by = f", by {err.changed_by}" if err.changed_by else ""
+            now = f"sha {err.current_sha}{by}" if err.current_sha else "it is gone"
+            when = "after the plan read it" if item.action is Status.UNCHANGED else "after our push"
+            outcome.detail = (f"{before} The draft changed on the server {when} ({now}); not published."
+                              f" Version {number} (sha {sha}), the repo's content, is no longer the current one.")
+            return outcome
         except ValidationFailedError as err:
             outcome.status = Status.FAILED
             refused = _field_problems(item, err, "publish-rejected", "Publishing was refused")

@@ -633,3 +633,110 @@ def test_pool_sized_to_concurrency() -> None:
         adapter = client._transport.session.get_adapter("http://127.0.0.1:1/")
         assert adapter._pool_maxsize == 7  # type: ignore[attr-defined]
         assert client.timeouts == Timeouts(5.0, 30.0)
+
+
+# -- the token echoed in an envelope (issue 3 audit) ---------------------------------------------
+
+
+def _all_text(err: ApiError) -> str:
+    return " ".join([str(err), repr(err), repr(err.__dict__), repr(err.to_dict()), err.message])
+
+
+@pytest.mark.parametrize("token", [TOKEN, "SuperSecretPlain123"])  # with and without the nf_at_ prefix
+def test_envelope_echoing_the_token_is_scrubbed(server: ScriptedServer, token: str) -> None:
+    server.script(envelope(401, "unauthenticated", f"Invalid token {token}",
+                           details={"token": token, "nested": [{"why": f"got '{token}'"}], token: "as a key"}))
+    with ManagementClient(server.base_url, token, "demo", backoff_base=0.01) as client, \
+            pytest.raises(AuthError) as info:
+        client.whoami()
+    text = _all_text(info.value)
+    assert token not in text
+    assert info.value.message == "Invalid token ***"
+    assert info.value.details == {"token": "***", "nested": [{"why": "got '***'"}], "***": "as a key"}
+
+
+def test_422_field_messages_echoing_the_token_are_scrubbed(server: ScriptedServer) -> None:
+    server.script(envelope(422, "validation_failed", details={"fields": [
+        {"field": "steps[1].template.data.body", "message": f"contains {TOKEN}", "reason": "x"}]}))
+    with client_for(server) as (client, _), pytest.raises(ValidationFailedError) as info:
+        client.upsert_notiflow("welcome", {"steps": []}, expected_sha=None)
+    assert TOKEN not in _all_text(info.value) and "contains ***" in str(info.value)
+
+
+def test_html_401_from_a_proxy_gets_the_token_hint(server: ScriptedServer) -> None:
+    server.script(Answer(401, "<html>401 Unauthorized</html>", content_type="text/html"))
+    with client_for(server) as (client, _), pytest.raises(BadResponseError) as info:
+        client.whoami()
+    assert "NOTIFLOWS_TOKEN" in info.value.hint and "--api-url" not in info.value.hint
+
+
+# -- publish guarded by expected_sha (issue 3 audit) ---------------------------------------------
+
+
+def _dashboard_draft() -> dict[str, Any]:
+    data = notiflow_json(sha="sha-dash", status="draft")
+    data["current_version"]["created_by"] = {"type": "member", "id": "m1", "name": "Ada Lovelace"}
+    data["current_version"]["version_number"] = 2
+    return data
+
+
+def test_publish_with_expected_sha_refuses_a_changed_draft(server: ScriptedServer) -> None:
+    """503 on the first POST, then the GET before the retry shows someone else's draft: no POST."""
+    from notiflows_deploy.api.errors import DraftChangedError
+
+    server.script(envelope(503, "unavailable"), Answer(200, _dashboard_draft()))
+    with client_for(server) as (client, _), pytest.raises(DraftChangedError) as info:
+        client.publish_notiflow("welcome", expected_sha="sha1")
+    assert [s.method for s in server.seen] == ["POST", "GET"]
+    err = info.value
+    assert err.code == "draft_changed" and err.current_sha == "sha-dash" and err.changed_by == "Ada Lovelace"
+    assert "the draft changed on the server after our push (sha sha-dash, by Ada Lovelace); not published" in str(err)
+
+
+def test_publish_with_expected_sha_checks_before_a_429_retry_too(server: ScriptedServer) -> None:
+    """A 429 landed nothing, but a dashboard edit can land during its wait just the same."""
+    from notiflows_deploy.api.errors import DraftChangedError
+
+    server.script(envelope(429, "rate_limited", details={"retry_after": 0}), Answer(200, _dashboard_draft()))
+    with client_for(server) as (client, _), pytest.raises(DraftChangedError):
+        client.publish_notiflow("welcome", expected_sha="sha1")
+    assert [s.method for s in server.seen] == ["POST", "GET"]
+
+
+def test_publish_with_expected_sha_retries_while_the_draft_is_ours(server: ScriptedServer) -> None:
+    server.script(envelope(500, "internal_error"), Answer(200, notiflow_json(sha="sha1", status="draft")),
+                  Answer(200, notiflow_json(sha="sha1", status="published", published=True)))
+    with client_for(server) as (client, _):
+        result = client.publish_notiflow("welcome", expected_sha="sha1")
+    assert result.published_version is not None and result.published_version.sha == "sha1"
+    assert [s.method for s in server.seen] == ["POST", "GET", "POST"]
+
+
+def test_publish_with_expected_sha_ours_live_under_a_new_draft_is_success(server: ScriptedServer) -> None:
+    """The lost first POST did publish ours; the dashboard then saved a draft on top: no retry."""
+    live = notiflow_json(sha="sha1", status="published", published=True)["current_version"]
+    data = _dashboard_draft()
+    data["published_version"] = live
+    server.script(Answer(drop=True), Answer(200, data))
+    with client_for(server) as (client, _):
+        result = client.publish_notiflow("welcome", expected_sha="sha1")
+    assert result.published_version is not None and result.published_version.sha == "sha1"
+    assert [s.method for s in server.seen] == ["POST", "GET"]
+
+
+def test_publish_with_expected_sha_not_retried_when_it_cannot_check(server: ScriptedServer) -> None:
+    server.script(envelope(503, "unavailable"), *[envelope(503, "unavailable")] * 5)
+    with client_for(server, max_attempts=3) as (client, _), pytest.raises(ServerError) as info:
+        client.publish_notiflow("welcome", expected_sha="sha1")
+    assert [s.method for s in server.seen] == ["POST", "GET", "GET", "GET"]  # the GET's own retries, no POST
+    assert "not retried" in str(info.value)
+
+
+def test_publish_with_expected_sha_notiflow_gone(server: ScriptedServer) -> None:
+    from notiflows_deploy.api.errors import DraftChangedError
+
+    server.script(envelope(503, "unavailable"), envelope(404, "not_found", details={"resource": "notiflow"}))
+    with client_for(server) as (client, _), pytest.raises(DraftChangedError) as info:
+        client.publish_notiflow("welcome", expected_sha="sha1")
+    assert info.value.current_sha is None and "gone" in str(info.value)
+    assert [s.method for s in server.seen] == ["POST", "GET"]

@@ -146,8 +146,8 @@ class FakeServer:
         finally:
             self._leave()
 
-    def publish_notiflow(self, handle: str) -> RemoteNotiflow:
-        self._enter("publish", handle, None)
+    def publish_notiflow(self, handle: str, *, expected_sha: str | None = None) -> RemoteNotiflow:
+        self._enter("publish", handle, expected_sha)
         try:
             with self.lock:
                 self._publish(handle)
@@ -260,6 +260,22 @@ def test_publish_after_push() -> None:
     assert outcome.version == 2 and outcome.remote_sha_after == server.current("a")["sha"]
     assert server.current("a")["status"] == "published"
     assert [c[0] for c in server.calls] == ["upsert", "publish"]
+    assert server.calls[1][2] == outcome.remote_sha_after  # publish guarded by the pushed sha
+
+
+def test_publish_refused_because_the_draft_changed_is_a_conflict() -> None:
+    from notiflows_deploy.api.errors import DraftChangedError
+
+    server = FakeServer()
+    s1 = server.seed("a", payload(), publish=True)
+    server.fail[("publish", "a")] = DraftChangedError(
+        "the draft changed", code="draft_changed",
+        details={"expected_sha": "x", "current_sha": "sha-dash", "changed_by": "Ada Lovelace"})
+    (outcome,) = run([plan(server, "a", payload("New"), meta_sha=s1)], server, publish=True)
+    assert outcome.status is Status.CONFLICT and not outcome.published
+    assert ("The draft changed on the server after our push (sha sha-dash, by Ada Lovelace); not published."
+            in outcome.detail)
+    assert outcome.remote_sha_after == "sha-dash"
 
 
 def test_publish_refused_keeps_the_draft_and_says_so() -> None:
@@ -289,7 +305,7 @@ def test_publish_an_unchanged_but_unpublished_draft_and_skip_a_published_one() -
     draft, live = run(items, server, publish=True)
     assert draft.status is Status.PUBLISHED and draft.published and draft.version == 1
     assert live.status is Status.UNCHANGED and live.published
-    assert server.calls == [("publish", "draft", None)]
+    assert server.calls == [("publish", "draft", server.current("draft")["sha"])]  # the plan's sha
 
 
 def test_partial_failure_the_others_are_still_deployed() -> None:

@@ -111,3 +111,56 @@ def test_publish_refused_leaves_the_draft(client: ManagementClient) -> None:
     remote = client.get_notiflow("welcome-series")
     assert remote is not None and remote.current_version is not None
     assert remote.current_version.status == "draft"
+
+
+def test_dashboard_edit_during_the_publish_backoff_is_a_conflict_not_their_draft_published(emu: Emulator) -> None:
+    """Issue 3 audit: the publish fails (503), a dashboard edit lands while the client waits, and the
+    retry must not publish the dashboard's draft."""
+    with ManagementClient(emu.base_url, TOKEN, PROJECT, backoff_base=0.01) as setup:
+        setup.upsert_notiflow("welcome-series", valid_payload(), expected_sha=None)
+        item = plan(setup, "welcome-series", with_subject("Repo"), meta_sha=None, base=valid_payload())
+    emu.fail_next("POST", "/publish$", status=503)
+
+    def edit_while_waiting(_seconds: float) -> None:
+        emu.dashboard_edit(PROJECT, "welcome-series", {"name": "Dashboard WIP"})
+
+    with ManagementClient(emu.base_url, TOKEN, PROJECT, backoff_base=0.01, sleep=edit_while_waiting) as client:
+        (outcome,) = deploy([item], client, force=False, publish=True, concurrency=1)
+    remote = emu.store.get_notiflow(PROJECT, "welcome-series")
+    assert remote["published_version"] is None  # nothing published: not theirs, not ours
+    assert remote["name"] == "Dashboard WIP" and remote["current_version"]["status"] == "draft"
+    assert outcome.status is Status.CONFLICT and not outcome.published
+    assert "The draft changed on the server after our push" in outcome.detail
+    assert "by Dashboard User" in outcome.detail
+    posts = [r for r in emu.requests if r["method"] == "POST" and r["path"].endswith("/publish")]
+    assert [r["status"] for r in posts] == [503]  # the retry was never sent
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_publish_then_rerun_with_and_without_fresh_drafts(fresh: bool) -> None:
+    """The versioning docs' "a fresh draft is created" (emulator option): a fresh draft equal to the
+    published version is published content, for the deployer, the client and the drift flag."""
+    from notiflows_deploy.drift import publish_state
+
+    with running_emulator(fresh_drafts=fresh) as emu, \
+            ManagementClient(emu.base_url, TOKEN, PROJECT, backoff_base=0.01) as client:
+        (first,) = deploy([plan(client, "welcome-series", valid_payload())], client, force=False, publish=True,
+                          concurrency=1)
+        assert first.status is Status.PUBLISHED and first.published and first.version == 1
+        remote = client.get_notiflow("welcome-series")
+        assert remote is not None and remote.published_version is not None and remote.current_version is not None
+        assert remote.current_version.status == ("draft" if fresh else "published")
+        assert remote.current_version.sha == remote.published_version.sha
+        assert not remote.has_unpublished_changes and publish_state(remote) == {}
+        (again,) = deploy([plan(client, "welcome-series", valid_payload())], client, force=False, publish=True,
+                          concurrency=1)
+        assert again.status is Status.UNCHANGED and again.published
+        assert [r["method"] for r in emu.requests].count("POST") == 1  # no second publish
+        client.publish_notiflow("welcome-series")  # publishing it anyway changes nothing
+        versions = client.list_versions("welcome-series")
+        assert [(v.version_number, v.status) for v in versions] == ([(2, "draft"), (1, "published")] if fresh
+                                                                    else [(1, "published")])
+        (update,) = deploy([plan(client, "welcome-series", with_subject("New"),
+                                 meta_sha=remote.current_version.sha)], client, force=False, publish=True,
+                           concurrency=1)
+        assert update.status is Status.PUBLISHED and update.version == (3 if fresh else 2)

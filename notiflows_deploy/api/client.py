@@ -18,9 +18,15 @@ Retries and writes
       ConflictError is raised, with ``details["after_retry"] = True``. Without expected_sha a lost
       201 retried gives 200: ``created`` is then False although this run created the notiflow.
     * ``POST .../publish``: publishing the already-published current version is a no-op on the
-      server, so a retry cannot publish twice harmfully. Still, after a failure that may have
-      landed (transport error after sending, 5xx), the client waits its backoff, GETs the notiflow
-      and returns it without retrying when the current version is already published.
+      server, so a retry cannot publish twice. The harmful case is another writer: publish has no
+      precondition, and a dashboard edit landing during the backoff would make the retry publish
+      *their* draft. So with ``expected_sha`` (the sha our PUT answered; the deployer passes it),
+      before every retry the client GETs the notiflow: our version already published -> returned,
+      no retry; current sha still ``expected_sha`` -> retried; anything else -> DraftChangedError
+      (code ``draft_changed``) and no POST; the GET failing -> the original error, not retried.
+      No GET before the first POST (the PUT answer is fresh; a race in that gap is caught by the
+      deployer, which checks that the published sha is the pushed one). Without ``expected_sha``:
+      after a failure that may have landed, the GET only skips the retry when already published.
     * A 409 is never read for the server's state (its details are not relied upon): callers GET.
 
 404s: ``details.resource`` tells them apart. "notiflow" (or absent) on GET notiflow -> None;
@@ -32,6 +38,8 @@ Pagination: ``list_notiflows`` stops on an empty page, a page shorter than the s
 cursor is a BadResponseError, not an endless loop.
 
 The token is held only by the transport's auth object; it is in no repr, message or log line.
+Error envelopes are scrubbed (`scrub`: the exact token, ``nf_at_…``, ``Bearer …``) in code, message,
+request_id and every string of details, because a server or proxy may echo the token it refused.
 Logs (logger ``notiflows_deploy.api``) carry method, path, status, attempt and request_id only.
 """
 
@@ -59,6 +67,7 @@ from notiflows_deploy.api.errors import (
     AuthError,
     BadResponseError,
     ConflictError,
+    DraftChangedError,
     ForbiddenError,
     HttpStatusError,
     NotFoundError,
@@ -99,6 +108,7 @@ HINTS = {
 HINT_PROJECT = "check the project slug (--project, NOTIFLOWS_PROJECT or notiflows.json)"
 HINT_BASE_URL = "check --api-url / NOTIFLOWS_BASE_URL: it must point at the Management API (…/management/v1)"
 HINT_SERVER = "the Notiflows API failed; retry later"
+HINT_AUTH_NOT_ENVELOPE = HINTS[401] + " (the answer was not the Notiflows error envelope: a proxy may be refusing it)"
 
 _CODE_CLASSES: dict[str, type[HttpStatusError]] = {
     "unauthenticated": AuthError,
@@ -122,12 +132,27 @@ _STATUS_CLASSES: dict[int, type[HttpStatusError]] = {
 # Answer parsing (pure)
 
 
-def sanitize_excerpt(body: bytes, *, secret: str | None = None, limit: int = _EXCERPT_CHARS) -> str:
-    """A short, single-line, printable excerpt of a body, with anything token-like removed."""
-    text = body[: limit * 4].decode("utf-8", errors="replace")
+def scrub(text: str, secret: str | None = None) -> str:
+    """`text` with the token (exactly) and anything token-like (``nf_at_…``, ``Bearer …``) masked."""
     if secret:
         text = text.replace(secret, "***")
-    text = _TOKEN_LIKE.sub(lambda m: (m.group(1) or "") + "***", text)
+    return _TOKEN_LIKE.sub(lambda m: (m.group(1) or "") + "***", text)
+
+
+def scrub_value(value: Any, secret: str | None = None) -> Any:
+    """`scrub` applied to every string (keys included) of a JSON value, at any depth."""
+    if isinstance(value, str):
+        return scrub(value, secret)
+    if isinstance(value, dict):
+        return {scrub_value(k, secret): scrub_value(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_value(v, secret) for v in value]
+    return value
+
+
+def sanitize_excerpt(body: bytes, *, secret: str | None = None, limit: int = _EXCERPT_CHARS) -> str:
+    """A short, single-line, printable excerpt of a body, with anything token-like removed."""
+    text = scrub(body[: limit * 4].decode("utf-8", errors="replace"), secret)
     text = "".join(ch if ch.isprintable() else " " for ch in text)
     text = " ".join(text.split())
     return text[:limit] + ("…" if len(text) > limit else "")
@@ -154,15 +179,16 @@ def error_from_response(
     """Turn a non-2xx answer into a typed error (the envelope), or a BadResponseError."""
     ok, data = _decode_json(resp)
     envelope = data.get("error") if ok and isinstance(data, dict) else None
-    rid = resp.headers.get("x-request-id") or request_id
+    rid = scrub(resp.headers.get("x-request-id") or request_id, secret)
     if not isinstance(envelope, dict):
         return bad_response(resp, method=method, path=path, request_id=rid, secret=secret,
                             why="an error answer that is not the Notiflows error envelope")
-    code = str(envelope.get("code") or "")
-    message = str(envelope.get("message") or f"HTTP {resp.status}")
+    # A server (or a proxy) may echo the token it refused: nothing of the envelope is kept unscrubbed.
+    code = scrub(str(envelope.get("code") or ""), secret)
+    message = scrub(str(envelope.get("message") or f"HTTP {resp.status}"), secret)
     raw_details = envelope.get("details")
-    details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
-    rid = str(envelope.get("request_id") or rid)
+    details: dict[str, Any] = scrub_value(raw_details, secret) if isinstance(raw_details, dict) else {}
+    rid = scrub(str(envelope.get("request_id") or rid), secret)
     cls: type[HttpStatusError] = _STATUS_CLASSES.get(resp.status) or (
         ServerError if resp.status >= 500 else _CODE_CLASSES.get(code, HttpStatusError)
     )
@@ -191,14 +217,23 @@ def error_from_response(
 def bad_response(
     resp: HttpResponse, *, method: str, path: str, request_id: str, why: str, secret: str | None = None
 ) -> BadResponseError:
-    ctype = resp.content_type or "no content type"
+    ctype = scrub(resp.content_type, secret) or "no content type"
     excerpt = sanitize_excerpt(resp.body, secret=secret) if resp.body.strip() else "(empty body)"
     return BadResponseError(
         f"{why}: HTTP {resp.status}, {ctype}, body: {excerpt}",
-        code="bad_response", status=resp.status, request_id=resp.headers.get("x-request-id") or request_id,
-        method=method, url=path,
-        hint=HINT_SERVER if resp.status >= 500 or resp.status == 429 else HINT_BASE_URL,
+        code="bad_response", status=resp.status,
+        request_id=scrub(resp.headers.get("x-request-id") or request_id, secret),
+        method=method, url=path, hint=_bad_response_hint(resp.status),
     )
+
+
+def _bad_response_hint(status: int) -> str:
+    if status >= 500 or status == 429:
+        return HINT_SERVER
+    if status == 401:
+        # Whoever answered (the API or a proxy in front of it), credentials were refused: not a URL problem.
+        return HINT_AUTH_NOT_ENVELOPE
+    return HINT_BASE_URL
 
 
 def is_project_not_found(details: dict[str, Any]) -> bool:
@@ -529,29 +564,77 @@ class ManagementClient:
             raise
         return UpsertResult(created=reply.status == 201, notiflow=self._notiflow_from("PUT", path, reply))
 
-    def publish_notiflow(self, handle: str) -> RemoteNotiflow:
+    def publish_notiflow(self, handle: str, *, expected_sha: str | None = None) -> RemoteNotiflow:
+        """Publish the current draft. With `expected_sha` (the sha our PUT answered), every retry
+        first GETs the notiflow: our version already live -> returned without a retry; the current
+        version's sha is no longer `expected_sha` (a dashboard edit during the backoff) ->
+        DraftChangedError, nothing POSTed; can't tell (the GET failed) -> the original error, not retried.
+        No GET before the first POST: the caller's PUT answer is milliseconds old."""
         path = self._notiflow_path(handle, "/publish")
 
-        def already_published(error: ApiError) -> _Reply | None:
-            if not may_have_landed(error):
-                return None
-            try:
-                remote = self.get_notiflow(handle)
-            except ApiError:
-                return None  # can't tell: retrying is harmless (publishing twice is a no-op)
-            current = remote.current_version if remote is not None else None
-            if remote is None or current is None:
-                return None
-            published = remote.published_version
-            if current.status == "published" or (published is not None and published.sha == current.sha
-                                                  and not remote.has_unpublished_changes):
-                log.info("POST %s: the notiflow is already published; not retrying", self._base_path + path)
-                return _Reply(200, remote.raw, error.request_id or "")
-            return None
+        def before_retry(error: ApiError) -> _Reply | None:
+            if expected_sha is not None:
+                return self._publish_guard(handle, path, error, expected_sha)
+            return self._already_published(handle, path, error)
 
-        reply = self._call("POST", path, json_body={}, before_retry=already_published,
+        reply = self._call("POST", path, json_body={}, before_retry=before_retry,
                            not_found_hint="check the notiflow handle")
         return self._notiflow_from("POST", path, reply)
+
+    def _already_published(self, handle: str, path: str, error: ApiError) -> _Reply | None:
+        """Without expected_sha: skip the retry when a landed attempt already published."""
+        if not may_have_landed(error):
+            return None
+        try:
+            remote = self.get_notiflow(handle)
+        except ApiError:
+            return None  # can't tell: retrying is harmless (publishing twice is a no-op)
+        current = remote.current_version if remote is not None else None
+        if remote is None or current is None:
+            return None
+        published = remote.published_version
+        if current.status == "published" or (published is not None and published.sha == current.sha
+                                              and not remote.has_unpublished_changes):
+            log.info("POST %s: the notiflow is already published; not retrying", self._base_path + path)
+            return _Reply(200, remote.raw, error.request_id or "")
+        return None
+
+    def _publish_guard(self, handle: str, path: str, error: ApiError, expected_sha: str) -> _Reply | None:
+        """With expected_sha: retry only while the server's current version is still ours."""
+        shown = self._base_path + path
+        try:
+            remote = self.get_notiflow(handle)
+        except ApiError as exc:
+            error.message = (f"{error.message} (not retried: re-reading the notiflow to check that the draft is"
+                             f" still ours failed: {exc.message})")
+            raise error from exc
+        published = remote.published_version if remote is not None else None
+        if remote is not None and published is not None and published.sha == expected_sha:
+            # Our content is live (an earlier attempt landed); a newer draft on top is not ours to publish.
+            log.info("POST %s: our version is already published; not retrying", shown)
+            return _Reply(200, remote.raw, error.request_id or "")
+        current = remote.current_version if remote is not None else None
+        if current is not None and current.sha == expected_sha:
+            return None  # still our draft: retrying publishes exactly what we pushed
+        raise self._draft_changed(handle, shown, expected_sha, current, error)
+
+    def _draft_changed(
+        self, handle: str, shown: str, expected_sha: str, current: RemoteVersion | None, error: ApiError
+    ) -> DraftChangedError:
+        by = current.created_by.name if current is not None and current.created_by is not None else ""
+        if current is None:
+            message = (f"the notiflow {handle!r} is gone from the server (or has no version) since our push"
+                       f" (sha {expected_sha}); not published")
+        else:
+            message = (f"the draft changed on the server after our push (sha {current.sha}"
+                       f"{f', by {by}' if by else ''}); not published")
+        log.warning("POST %s: %s", shown, message)
+        return DraftChangedError(
+            message, code="draft_changed", request_id=error.request_id, method="POST", url=shown,
+            details={"expected_sha": expected_sha, "current_sha": current.sha if current is not None else None,
+                     "changed_by": by or None},
+            hint="review the server's draft; the next run plans against it",
+        )
 
     def list_versions(self, handle: str, limit: int | None = None) -> list[RemoteVersion]:
         """Every version, newest first (all cursor pages). `limit` is the page size (server default)."""

@@ -4,6 +4,7 @@ ApiError (carries code, message, status, request_id, details; never the token)
  +-- TransportError        no usable HTTP answer (connection refused/reset, DNS)
  |    +-- ApiTimeoutError  connect or read timeout
  +-- BadResponseError      an answer that is not the documented envelope/JSON (proxy HTML, empty body)
+ +-- DraftChangedError     publish refused by the client: the draft is no longer the one pushed
  +-- HttpStatusError       a documented error envelope
       +-- AuthError              401 unauthenticated
       +-- ForbiddenError         403
@@ -77,6 +78,24 @@ class BadResponseError(ApiError):
 
 class HttpStatusError(ApiError):
     pass
+
+
+class DraftChangedError(ApiError):
+    """A publish with `expected_sha` found another draft on the server (or none): nothing was published.
+
+    Raised by the client itself, not from an HTTP answer (code ``draft_changed``). `details` carries
+    ``expected_sha``, ``current_sha`` (None when the notiflow is gone) and ``changed_by`` (a name).
+    """
+
+    @property
+    def current_sha(self) -> str | None:
+        value = self.details.get("current_sha")
+        return value if isinstance(value, str) else None
+
+    @property
+    def changed_by(self) -> str | None:
+        value = self.details.get("changed_by")
+        return value if isinstance(value, str) and value else None
 
 
 class AuthError(HttpStatusError):

@@ -37,7 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of API requests answered 503")
     parser.add_argument("--drop-rate", type=float, default=0.0, help="share of API requests dropped unanswered")
     parser.add_argument("--seed", type=int, help="seed of the random faults")
+    parser.add_argument("--fresh-drafts", action="store_true",
+                        help="after a publish, create a fresh draft equal to the published version")
     return parser
+
+
+def _check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--port {port}: a port is 0 (any free port) to 65535")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,13 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     faults: dict[str, Any] = {"latency_ms": args.latency_ms, "error_rate": args.error_rate,
                               "drop_rate": args.drop_rate, "seed": args.seed}
     try:
+        _check_port(args.port)
         if args.rate_limit:
             faults["rate_limit"], faults["rate_window"] = parse_rate_limit(args.rate_limit)
         emulator = Emulator(tokens=args.token, projects=args.project, data_file=args.data, faults=faults,
-                            host=args.host, port=args.port)
+                            host=args.host, port=args.port, fresh_drafts=args.fresh_drafts)
         base_url = emulator.start()
-    except (ValueError, OSError) as exc:
-        print(f"notiflows-deploy emulator: {exc}", file=sys.stderr)
+    except (ValueError, OSError, OverflowError) as exc:  # OverflowError: what bind() says about odd ports
+        print(f"notiflows-deploy emulator: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     stop = threading.Event()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from typing import Any
 
@@ -21,6 +22,47 @@ BODY_OPTIONAL = frozenset({"webhook"})
 CONTENT_KEYS = ("name", "active", "include_in_preferences", "steps")
 
 FieldError = dict[str, str]
+MAX_JSON_DEPTH = 100  # the repo side allows 64 levels in a notiflow.json; control bodies add a few
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Level by level, iterative: a deep value cannot exhaust the stack here either."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, (dict, list)):  # the tuple form: faster than a union here
+                    below.append(child)
+        level = below
+    return False
+
+
+def loads_strict(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """json.loads that refuses what strict JSON refuses (NaN, Infinity, numbers overflowing to inf)
+    and anything nested deeper than `max_depth`; every refusal is a ValueError with a reason."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError(f"nested too deeply (more than {max_depth} levels)") from None
+    if _too_deep(value, max_depth):
+        raise ValueError(f"nested too deeply (more than {max_depth} levels)")
+    return value
 
 
 def drop_nulls(value: Any) -> Any:

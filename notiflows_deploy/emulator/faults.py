@@ -22,13 +22,19 @@ ERROR_CODES: dict[int, str] = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    411: "length_required",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
     422: "validation_failed",
     429: "rate_limited",
+    431: "headers_too_large",
     500: "internal_error",
     501: "not_implemented",
     502: "bad_gateway",
     503: "unavailable",
     504: "gateway_timeout",
+    505: "http_version_not_supported",
 }
 
 
@@ -49,8 +55,24 @@ class FailRule:
     pattern: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.method, str) or not self.method:
+            raise ValueError("method must be an HTTP method or '*'")
+        if not isinstance(self.path, str):
+            raise ValueError("path must be a regular expression (a string)")
+        # An error envelope with a 2xx/3xx status would be neither a success nor an error to a client.
+        if not _is_int(self.status) or not 400 <= self.status <= 599:
+            raise ValueError(f"status must be an error status (400-599), not {self.status!r}")
+        if not _is_int(self.count) or self.count < 1:
+            raise ValueError(f"count must be an integer >= 1, not {self.count!r}")
+        if not isinstance(self.drop, bool):
+            raise ValueError("drop must be true or false")
+        if self.retry_after is not None and (not _is_int(self.retry_after) or self.retry_after < 0):
+            raise ValueError(f"retry_after must be an integer >= 0, not {self.retry_after!r}")
         self.method = self.method.upper()
-        self.pattern = re.compile(self.path)
+        try:
+            self.pattern = re.compile(self.path)
+        except re.error as exc:
+            raise ValueError(f"path {self.path!r} is not a valid regular expression: {exc}") from None
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in ("*", method)) and self.pattern.search(path) is not None
@@ -169,16 +191,25 @@ class FaultInjector:
             return Decision(latency=latency)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _checked(f: Faults) -> Faults:
+    # NaN passes every comparison below and inf overflows time.sleep: both refused here, not per request.
+    for name in ("latency_ms", "error_rate", "drop_rate", "rate_window"):
+        value = getattr(f, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, not {value!r}")
     if f.latency_ms < 0:
         raise ValueError("latency_ms must be >= 0")
     for name in ("error_rate", "drop_rate"):
         if not 0.0 <= getattr(f, name) <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1")
-    if f.rate_limit is not None and f.rate_limit < 1:
-        raise ValueError("rate_limit must be >= 1")
+    if f.rate_limit is not None and (not _is_int(f.rate_limit) or f.rate_limit < 1):
+        raise ValueError("rate_limit must be an integer >= 1")
     if f.rate_window <= 0:
         raise ValueError("rate_window must be > 0")
-    if not 500 <= f.error_status <= 599:
+    if not _is_int(f.error_status) or not 500 <= f.error_status <= 599:
         raise ValueError("error_status must be a 5xx status")
     return f

@@ -2,6 +2,15 @@
 
 API routes live under `base_path` (default /management/v1); control routes under /_emulator/ need no
 token (the emulator binds to loopback). HTTP/1.1 keep-alive, one write per answer, no Nagle.
+
+Every answer that is not a success is the error envelope, also for what the stdlib refuses (bad
+request line 400, URL too long 414, bad HTTP version 505, too many headers 431) and for an
+unexpected bug (500, one line on stderr, never a traceback). Request bodies: at most
+`max_body_bytes` (default 5 MiB; larger -> 413 ``payload_too_large``, not read), a decimal
+Content-Length (else 400), JSON (``application/json``, parameters allowed, or ``*/*+json``; another
+media type -> 415 ``unsupported_media_type``; no Content-Type at all is accepted, as the body must
+parse as a JSON object anyway), strict JSON (no NaN/Infinity, at most 100 levels deep, else 400
+``invalid_json``). A body is only looked at once the route and the project are known (404 first).
 """
 
 from __future__ import annotations
@@ -9,7 +18,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
-import json
 import os
 import socket
 import sys
@@ -24,6 +32,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from notiflows_deploy.emulator.content import loads_strict
 from notiflows_deploy.emulator.faults import Decision, FailRule, FaultInjector, Faults, code_for
 from notiflows_deploy.emulator.store import ApiProblem, Store, bad_param, dumps
 
@@ -34,6 +43,10 @@ BASE_PATH = "/management/v1"
 CONTROL_PREFIX = "/_emulator/"
 ERROR_TYPE = "https://notiflows.com/docs/api/errors#{code}-{status}"
 REQUEST_LOG_SIZE = 10_000
+MAX_BODY_BYTES = 5 * 1024 * 1024
+DISCARD_LIMIT = 64 * 1024 * 1024  # a refused body is read and dropped up to this size, ...
+DISCARD_TIMEOUT = 2.0  # ... while it keeps arriving at least this often (seconds)
+_MAX_ERROR_MESSAGE = 200  # the stdlib quotes the refused request line in its messages
 
 
 def error_body(status: int, code: str, message: str, request_id: str, details: dict[str, Any]) -> bytes:
@@ -95,13 +108,19 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet: a test run makes thousands of requests
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Errors raised by the stdlib itself (bad request line, unknown method): same envelope."""
+        """Errors raised by the stdlib itself (bad request line, unknown method): same envelope.
+
+        Called before the request line is parsed, so `command` and `path` may be unset."""
         self.close_connection = True
         request_id = f"req_{uuid.uuid4().hex[:24]}"
-        body = error_body(code, code_for(code), message or explain or "Bad request", request_id, {})
+        text = " ".join((message or explain or "Bad request").split())
+        if len(text) > _MAX_ERROR_MESSAGE:
+            text = text[:_MAX_ERROR_MESSAGE] + "…"
+        body = error_body(code, code_for(code), text, request_id, {})
         if getattr(self, "command", None) == "HEAD":
             body = b""
-        self._send(code, body, request_id)
+        with contextlib.suppress(OSError):  # the client may already be gone
+            self._send(code, body, request_id)
 
     def do_GET(self) -> None:
         self._handle()
@@ -136,7 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             head.append("Connection: close")
         # Logged before the write so a client that has its answer always finds it in the log.
-        self.server.emulator._log(self.command, self.path, status)
+        self.server.emulator._log(getattr(self, "command", None) or "", getattr(self, "path", ""), status)
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
 
     def _send_json(self, status: int, value: Any, request_id: str) -> None:
@@ -152,27 +171,59 @@ class _Handler(BaseHTTPRequestHandler):
         method = self.command
         raw_path, _, query_text = self.path.partition("?")
         request_id = self.headers.get("x-request-id") or f"req_{uuid.uuid4().hex[:24]}"
-        # Always consume the body first: an answer that leaves body bytes unread would corrupt the
-        # next request on this keep-alive connection.
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
-            self._send_problem(ApiProblem(400, "bad_request", "Chunked bodies are not supported; send Content-Length",
-                                          {"reason": "invalid_param", "param": "Transfer-Encoding"}), request_id)
-            return
         try:
-            length: int = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
+            raw_body = self._read_body()
+            if raw_path.startswith(CONTROL_PREFIX):
+                self._control(method, raw_path[len(CONTROL_PREFIX):], raw_body, request_id)
+            else:
+                self._api(method, raw_path, query_text, raw_body, request_id)
+        except ApiProblem as problem:  # from _read_body: the connection cannot be reused
             self.close_connection = True
-            self._send_problem(ApiProblem(400, "bad_request", "Bad Content-Length",
-                                          {"reason": "invalid_param", "param": "Content-Length"}), request_id)
-            return
-        raw_body = self.rfile.read(length) if length else b""
-        if raw_path.startswith(CONTROL_PREFIX):
-            self._control(method, raw_path[len(CONTROL_PREFIX):], raw_body, request_id)
-        else:
-            self._api(method, raw_path, query_text, raw_body, request_id)
+            self._send_problem(problem, request_id)
+        except (ConnectionError, TimeoutError):
+            raise  # the client went away: _Server.handle_error stays quiet
+        except Exception as exc:  # a bug: one line on stderr and a 500 envelope, not a traceback
+            self.close_connection = True
+            print(f"notiflows-deploy emulator: internal error on {method} {raw_path}: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            bug = ApiProblem(500, "internal_error", f"Internal emulator error ({type(exc).__name__})")
+            with contextlib.suppress(OSError):
+                self._send_problem(bug, request_id)
+
+    def _read_body(self) -> bytes:
+        """The whole body, or ApiProblem (after which the connection is closed unread).
+
+        Always consumed before answering: body bytes left unread would corrupt the next request on
+        this keep-alive connection."""
+        if self.headers.get("Transfer-Encoding"):
+            raise ApiProblem(400, "bad_request", "Chunked bodies are not supported; send Content-Length",
+                             {"reason": "invalid_param", "param": "Transfer-Encoding"})
+        values = self.headers.get_all("Content-Length") or []
+        if len(set(values)) > 1 or not all(v.strip().isdigit() and v.strip().isascii() for v in values):
+            raise ApiProblem(400, "bad_request", "Bad Content-Length: want one decimal number of bytes",
+                             {"reason": "invalid_param", "param": "Content-Length"})
+        length = int(values[0]) if values else 0
+        limit = self.server.emulator.max_body_bytes
+        if length > limit:
+            self._discard(length)
+            raise ApiProblem(413, "payload_too_large", f"The body is {length} bytes; at most {limit} are accepted",
+                             {"limit": limit, "length": length})
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client closed mid-body: never act on a truncated request
+            raise ConnectionAbortedError("request body truncated")
+        return body
+
+    def _discard(self, length: int) -> None:
+        """Read and drop (a bounded part of) a refused body, so that the client, still sending,
+        gets the 413 rather than a connection reset; the connection is closed afterwards."""
+        remaining = min(length, DISCARD_LIMIT)
+        self.connection.settimeout(DISCARD_TIMEOUT)
+        with contextlib.suppress(OSError):
+            while remaining > 0:
+                chunk = self.rfile.read1(min(65536, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
 
     def _api(self, method: str, path: str, query_text: str, raw_body: bytes, request_id: str) -> int | None:
         em = self.server.emulator
@@ -235,9 +286,13 @@ class _Handler(BaseHTTPRequestHandler):
             _allow(method, "GET", "PUT")
             if method == "GET":
                 return 200, store.get_notiflow_bytes(slug, handle)
-            return store.upsert(slug, handle, _json_object(raw_body), actor)
+            store.require(slug)  # an unknown project is a 404 whatever the body
+            return store.upsert(slug, handle, self._body_object(raw_body), actor)
         if tail == ["publish"]:
             _allow(method, "POST")
+            if raw_body.strip():  # publish takes no fields; a body sent must still be JSON
+                store.require(slug, handle)
+                self._body_object(raw_body)
             return 200, store.publish(slug, handle, actor)
         if tail == ["versions"]:
             _allow(method, "GET")
@@ -257,10 +312,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---- control endpoints ----
 
+    def _body_object(self, raw: bytes) -> dict[str, Any]:
+        """The body as a JSON object; 415 for a non-JSON media type, 400 for anything not a JSON object."""
+        content_type = self.headers.get("Content-Type")
+        if raw and content_type is not None and not _is_json_media_type(content_type):
+            shown = " ".join(content_type.split())[:80]
+            raise ApiProblem(415, "unsupported_media_type",
+                             f"Unsupported Content-Type {shown!r}: send the body as application/json",
+                             {"reason": "unsupported_media_type", "content_type": shown})
+        return _json_object(raw)
+
     def _control(self, method: str, name: str, raw_body: bytes, request_id: str) -> int:
         em = self.server.emulator
         try:
-            body = _json_object(raw_body) if raw_body.strip() else {}
+            body = self._body_object(raw_body) if raw_body.strip() else {}
             result: Any
             if (method, name) == ("GET", "state"):
                 result = em.state()
@@ -315,11 +380,17 @@ def _allow(method: str, *allowed: str) -> None:
                          {"allowed": list(allowed)}, {"Allow": ", ".join(allowed)})
 
 
+def _is_json_media_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(raw.decode("utf-8")) if raw.strip() else None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiProblem(400, "bad_request", f"Invalid JSON body: {exc}", {"reason": "invalid_json"}) from None
+        value = loads_strict(raw.decode("utf-8")) if raw.strip() else None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN, too deep, huge integers
+        message = " ".join(str(exc).split())[:_MAX_ERROR_MESSAGE]
+        raise ApiProblem(400, "bad_request", f"Invalid JSON body: {message}", {"reason": "invalid_json"}) from None
     if not isinstance(value, dict):
         raise ApiProblem(400, "bad_request", "The body must be a JSON object", {"reason": "invalid_json"})
     return value
@@ -331,6 +402,9 @@ class Emulator:
     tokens: accepted bearer tokens (iterable, or mapping token -> display name of its actor);
     default {"nf_at_emulator"}. projects: slugs (iterable, or mapping slug -> name); default {"demo"}.
     faults: a `Faults` or a mapping of its fields (rate_limit may be "N/W").
+    max_body_bytes: larger request bodies get 413 (default 5 MiB).
+    fresh_drafts: after a publish, create a fresh draft equal to the published version (the
+    versioning docs' wording; off by default, see store.Store).
     """
 
     def __init__(
@@ -342,7 +416,12 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         base_path: str = BASE_PATH,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        fresh_drafts: bool = False,
     ) -> None:
+        if max_body_bytes < 0:
+            raise ValueError("max_body_bytes must be >= 0")
+        self.max_body_bytes = max_body_bytes
         token_map = _as_mapping(tokens, DEFAULT_TOKEN, lambda _t: DEFAULT_TOKEN_NAME)
         project_map = _as_mapping(projects, DEFAULT_PROJECT, lambda slug: slug)
         self.tokens = list(token_map)
@@ -352,7 +431,7 @@ class Emulator:
             t: {"type": "account_token", "id": "at_" + hashlib.sha256(t.encode()).hexdigest()[:16], "name": name}
             for t, name in token_map.items()
         }
-        self.store = Store(project_map, data_file)
+        self.store = Store(project_map, data_file, fresh_drafts=fresh_drafts)
         self.faults = FaultInjector()
         if isinstance(faults, Faults):
             self.faults.configure(**faults.to_json())

@@ -85,7 +85,15 @@ def dumps(value: Any) -> bytes:
 
 
 class Store:
-    def __init__(self, projects: Mapping[str, str], data_file: str | os.PathLike[str] | None = None) -> None:
+    """`fresh_drafts`: after a publish, add a new draft equal to the published version, as the
+    versioning docs describe ("the draft becomes published and a fresh draft is created"). Off by
+    default: whether the real API exposes that draft as the current version is not documented."""
+
+    def __init__(
+        self, projects: Mapping[str, str], data_file: str | os.PathLike[str] | None = None, *,
+        fresh_drafts: bool = False,
+    ) -> None:
+        self.fresh_drafts = fresh_drafts
         self.lock = threading.Lock()
         self._persist_lock = threading.Lock()
         self._generation = 0
@@ -106,11 +114,18 @@ class Store:
                 self._projects[slug] = {"id": str(uuid.uuid4()), "name": name, "slug": slug, "notiflows": {}}
 
     def _load(self, path: Path) -> None:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = C.loads_strict(path.read_text(encoding="utf-8"))
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError included
+            raise ValueError(f"{path}: not an emulator state file: {_one_line(exc)}") from None
         if not isinstance(data, dict) or data.get("format") != STATE_FORMAT or not isinstance(
             data.get("projects"), dict
         ):
             raise ValueError(f"{path}: not an emulator state file (format {STATE_FORMAT})")
+        # A file that parses but has the wrong shape would load and then fail every request.
+        problem = state_problem(data["projects"])
+        if problem is not None:
+            raise ValueError(f"{path}: not a valid emulator state file: {problem}; fix or delete it")
         self._projects = data["projects"]
 
     def reset(self) -> None:
@@ -164,6 +179,14 @@ class Store:
             raise not_found("project", slug)
         return project
 
+    def require(self, slug: str, handle: str | None = None) -> None:
+        """404 for an unknown project (or notiflow, given `handle`): called before a body is looked at."""
+        with self.lock:
+            if handle is None:
+                self._project(slug)
+            else:
+                self._notiflow(slug, handle)
+
     def _notiflow(self, slug: str, handle: str) -> dict[str, Any]:
         flow: dict[str, Any] | None = self._project(slug)["notiflows"].get(handle)
         if flow is None:
@@ -208,13 +231,19 @@ class Store:
             "created_at": flow["created_at"],
             "current_version_id": current["id"],
             "handle": flow["handle"],
-            "has_unpublished_changes": current["status"] == "draft",
+            "has_unpublished_changes": self._unpublished(current, published),
             "id": flow["id"],
             "include_in_preferences": current["content"]["include_in_preferences"],
             "name": current["content"]["name"],
             "published_version_id": published["id"] if published else None,
             "updated_at": flow["updated_at"],
         }
+
+    def _unpublished(self, current: dict[str, Any], published: dict[str, Any] | None) -> bool:
+        if current["status"] != "draft":
+            return False
+        # A fresh draft equal to the published version holds no unpublished change.
+        return not (self.fresh_drafts and published is not None and published["sha"] == current["sha"])
 
     def _full(self, flow: dict[str, Any]) -> dict[str, Any]:
         data = self._metadata(flow)
@@ -249,6 +278,12 @@ class Store:
         return version
 
     def _create_flow(self, project: dict[str, Any], handle: str) -> dict[str, Any]:
+        flow = self._blank_flow(handle)
+        project["notiflows"][handle] = flow
+        return flow
+
+    @staticmethod
+    def _blank_flow(handle: str) -> dict[str, Any]:
         stamp = now_iso()
         flow: dict[str, Any] = {
             "id": str(uuid.uuid4()),
@@ -260,26 +295,27 @@ class Store:
             "published": None,
             "next_version": 1,
         }
-        project["notiflows"][handle] = flow
         return flow
 
     def _publish(self, flow: dict[str, Any], actor: dict[str, str]) -> bool:
         """Make the draft the published version; False when there is nothing to publish."""
         current = self._version(flow, flow["current"])
         assert current is not None
-        if current["status"] != "draft":
+        previous = self._version(flow, flow["published"])
+        if not self._unpublished(current, previous):
             return False
         fields = C.validate_for_publish(current["content"]["steps"])
         if fields:
             raise validation_failed(fields, "The draft is not valid and cannot be published")
         stamp = now_iso()
-        previous = self._version(flow, flow["published"])
         if previous is not None:
             previous["status"] = "archived"
             previous["updated_at"] = stamp
         current.update(status="published", published_at=stamp, published_by=dict(actor), updated_at=stamp)
         flow["published"] = current["version_number"]
         flow["updated_at"] = stamp
+        if self.fresh_drafts:
+            self._new_version(flow, copy.deepcopy(current["content"]), actor)
         return True
 
     # ---- API operations -----------------------------------------------------------------------
@@ -433,21 +469,25 @@ class Store:
         """
         with self.lock:
             flow = self._notiflow(slug, handle)
-            current = self._version(flow, flow["current"])
+            # All or nothing: the edit is made on a copy, kept only if publishing (when asked) works.
+            work = copy.deepcopy(flow)
+            current = self._version(work, work["current"])
             assert current is not None
             new = copy.deepcopy(current["content"])
             _apply_patch(new, dict(patch) if patch else {"name": f"{new['name']} (edited in dashboard)"})
             new = C.drop_nulls(new)
+            check_content(new)
             changed = C.content_sha(new) != current["sha"]
             if changed:
-                self._new_version(flow, new, MEMBER_ACTOR)
+                self._new_version(work, new, MEMBER_ACTOR)
             if publish:
-                changed = self._publish(flow, MEMBER_ACTOR) or changed
-            result = copy.deepcopy(self._full(flow))
+                changed = self._publish(work, MEMBER_ACTOR) or changed
             snap = None
             if changed:
+                self._projects[slug]["notiflows"][handle] = work
                 self._get_cache.pop((slug, handle), None)
                 snap = self._bump()
+            result = copy.deepcopy(self._full(work))
         self._persist(snap)
         return result
 
@@ -462,14 +502,16 @@ class Store:
             "include_in_preferences": include_in_preferences,
             "steps": copy.deepcopy(steps if steps is not None else DEFAULT_REMOTE_STEPS),
         })
+        check_content(new)
         with self.lock:
             project = self._project(slug)
             if handle in project["notiflows"]:
                 raise ApiProblem(409, "conflict", "The notiflow already exists", {"resource": "notiflow", "id": handle})
-            flow = self._create_flow(project, handle)
+            flow = self._blank_flow(handle)  # inserted only once complete: a refused publish leaves no trace
             self._new_version(flow, new, MEMBER_ACTOR)
             if publish:
                 self._publish(flow, MEMBER_ACTOR)
+            project["notiflows"][handle] = flow
             self._get_cache.pop((slug, handle), None)
             result = copy.deepcopy(self._full(flow))
             snap = self._bump()
@@ -492,3 +534,93 @@ def _apply_patch(content: dict[str, Any], patch: dict[str, Any]) -> None:
             raise ApiProblem(404, "not_found", "Step not found", {"resource": "step", "id": step_handle})
         template = step.setdefault("template", {"channel_type": step.get("channel_type"), "data": {}})
         template.setdefault("data", {}).update(copy.deepcopy(changes))
+
+
+# ---- state file shape (pure) ---------------------------------------------------------------------
+
+_STR, _INT, _BOOL, _DICT, _LIST = "a string", "an integer", "true or false", "an object", "a list"
+PROJECT_FIELDS = {"id": _STR, "name": _STR, "slug": _STR, "notiflows": _DICT}
+FLOW_FIELDS = {"id": _STR, "handle": _STR, "created_at": _STR, "updated_at": _STR, "versions": _LIST,
+               "current": _INT, "next_version": _INT}
+VERSION_FIELDS = {"id": _STR, "version_number": _INT, "status": _STR, "sha": _STR, "content": _DICT,
+                  "valid": _BOOL, "inserted_at": _STR, "updated_at": _STR, "created_by": _DICT}
+CONTENT_FIELDS = {"name": _STR, "active": _BOOL, "include_in_preferences": _BOOL, "steps": _LIST}
+NULLABLE_FIELDS = {"published_at": _STR, "published_by": _DICT}
+VERSION_STATUSES = ("draft", "published", "archived")
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    expected = {_STR: str, _BOOL: bool, _DICT: dict, _LIST: list}[kind]
+    return isinstance(value, expected)
+
+
+def _fields_problem(
+    where: str, value: Any, fields: Mapping[str, str], nullable: Mapping[str, str] | None = None
+) -> str | None:
+    if not isinstance(value, dict):
+        return f"{where} must be an object"
+    for name, kind in fields.items():
+        if not _is_kind(value.get(name), kind):
+            return f"{where}.{name} must be {kind}" if name in value else f"{where}.{name} is missing"
+    for name, kind in (nullable or {}).items():
+        if name not in value:
+            return f"{where}.{name} is missing"
+        if value[name] is not None and not _is_kind(value[name], kind):
+            return f"{where}.{name} must be {kind} or null"
+    return None
+
+
+def _flow_problem(where: str, flow: Any) -> str | None:
+    problem = _fields_problem(where, flow, FLOW_FIELDS)
+    if problem is not None:
+        return problem
+    if "published" not in flow or not (flow["published"] is None or _is_kind(flow["published"], _INT)):
+        return f"{where}.published must be a version number or null"
+    numbers: list[int] = []
+    for i, version in enumerate(flow["versions"]):
+        at = f"{where}.versions[{i}]"
+        problem = _fields_problem(at, version, VERSION_FIELDS, NULLABLE_FIELDS) or _fields_problem(
+            f"{at}.content", version["content"], CONTENT_FIELDS)
+        if problem is not None:
+            return problem
+        if version["status"] not in VERSION_STATUSES:
+            return f"{at}.status must be one of {', '.join(VERSION_STATUSES)}"
+        numbers.append(version["version_number"])
+    if len(set(numbers)) != len(numbers):
+        return f"{where}.versions repeats a version_number"
+    if flow["current"] not in numbers:
+        return f"{where}.current ({flow['current']}) is not one of its versions"
+    if flow["published"] is not None and flow["published"] not in numbers:
+        return f"{where}.published ({flow['published']}) is not one of its versions"
+    if flow["next_version"] <= max(numbers):
+        return f"{where}.next_version must be greater than every version_number"
+    return None
+
+
+def state_problem(projects: Mapping[str, Any]) -> str | None:
+    """The first shape error of a state file's `projects` (what the store reads), or None."""
+    for slug, project in projects.items():
+        where = f"projects.{slug}"
+        problem = _fields_problem(where, project, PROJECT_FIELDS)
+        if problem is not None:
+            return problem
+        for handle, flow in project["notiflows"].items():
+            problem = _flow_problem(f"{where}.notiflows.{handle}", flow)
+            if problem is not None:
+                return problem
+    return None
+
+
+def check_content(content: dict[str, Any]) -> None:
+    """Simulated dashboard content must keep the stored shape (else the state could not be reloaded)."""
+    problem = _fields_problem("content", content, CONTENT_FIELDS)
+    if problem is None and not all(isinstance(step, dict) for step in content["steps"]):
+        problem = "content.steps must be a list of objects"
+    if problem is not None:
+        raise ApiProblem(400, "bad_request", f"Bad dashboard content: {problem}", {"reason": "invalid_param"})
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
