@@ -14,6 +14,8 @@ Decisions:
 * `publish`: publishes after each successful push, and also for an UNCHANGED notiflow whose current
   version is not the published one (its content equals the repo's, so publishing it publishes what is
   in the repo). A publish refusal leaves the pushed draft on the server, and the outcome says so.
+  The publish carries the sha we pushed: if the draft changed on the server in between (a dashboard
+  edit during a retry's wait), nothing is published and the outcome is CONFLICT.
 * Re-running after an interruption converges: the next plan re-reads the server, so what already
   landed is UNCHANGED (or "ours" through __meta.sha / the base content) and the rest is pushed.
 """
