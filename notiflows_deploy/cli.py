@@ -36,12 +36,59 @@ def _concurrency(value: str) -> int:
     return number
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on usage errors; CONTRACT section 3 reserves 2 for drift, so use 1."""
+def _history_depth(value: str) -> int:
+    """0 means: search no git history (every difference is edited-remotely)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no history search) or more, got {number}")
+    return number
 
+
+class ArgvError(Exception):
+    """A usage error, raised instead of argparse's print-and-exit so `main` can say it in the right format."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(1, f"{self.prog}: error: {message}\n")
+        raise ArgvError(self, message)
+
+
+def requested_format(argv: Sequence[str], env: Mapping[str, str]) -> str:
+    """The --format the argv asks for (last one wins, as argparse does), else the default."""
+    fmt = ""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg.startswith("--format="):
+            fmt = arg.partition("=")[2]
+        elif arg == "--format" and i + 1 < len(argv):
+            fmt = argv[i + 1]
+    if fmt in FORMATS:
+        return fmt
+    return "github" if env.get("GITHUB_ACTIONS") == "true" else "text"
+
+
+def usage_error(exc: ArgvError, fmt: str) -> NoReturn:
+    """Exit 1 (argparse's 2 means drift in CONTRACT section 3). Under `github`: one `::error` line on
+    stdout, where every workflow command goes; otherwise argparse's usage and message on stderr."""
+    from notiflows_deploy.report.annotations import TITLE, annotation
+
+    prog = exc.parser.prog
+    if fmt == "github":
+        text = f"{prog}: {exc.message} (see `{prog} --help`)"
+        print(annotation("error", text, title=TITLE), flush=True)
+        raise SystemExit(1)
+    exc.parser.print_usage(sys.stderr)
+    print(f"{prog}: error: {exc.message}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="drift mode: exit 2 when anything drifted (default true)")
         p.add_argument("--comment-on-pr", action="store_true",
                        help="on pull_request events keep one plan comment on the PR (needs GITHUB_TOKEN)")
-        p.add_argument("--history-depth", type=int, default=50,
-                       help="drift: how many commits per notiflow to search for the deployed revision")
+        p.add_argument("--history-depth", type=_history_depth, default=50,
+                       help="drift: how many commits per notiflow to search for the deployed revision "
+                       "(0: none)")
     emulator = sub.add_parser("emulator", help="run the bundled local Management API emulator", add_help=False)
     emulator.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -103,7 +151,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Sett
         schema=args.schema,
         fail_on_drift=args.fail_on_drift,
         comment_on_pr=args.comment_on_pr,
-        history_depth=max(1, args.history_depth),
+        history_depth=args.history_depth,
         env=env,
     )
 
@@ -115,7 +163,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         from notiflows_deploy.emulator import main as emulator_main
 
         return emulator_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except ArgvError as exc:
+        usage_error(exc, requested_format(argv, env))
     if args.mode not in MODES:  # pragma: no cover - argparse already refuses
         return 1
     settings = settings_from_args(args, env)

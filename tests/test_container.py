@@ -17,7 +17,8 @@ rebuilds the container's filesystem under tmp_path and chroots into it:
 
 /work/main (the editable install) is not visible inside, so the package can only come from /app.
 The network namespace is shared: the emulator on 127.0.0.1 is reachable. GITHUB_API_URL points
-at a closed loopback port so nothing can reach GitHub (no scenario asks for a PR comment).
+at a closed loopback port so nothing can reach GitHub, except in the PR comment scenarios, where it
+points at tests/fake_github.py on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ from test_outputs import parse_output_file
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER_UID = RUNNER_GID = 1001
 HOST_RUNNER_TEMP = "/home/runner/work/_temp"  # RUNNER_TEMP on a hosted runner; not mounted
-HOST_REPORT = f"{HOST_RUNNER_TEMP}/_github_home/notiflows-deploy/report.json"
+# Where each step's report is, as later (host) steps see it: a name of its own per step.
+HOST_REPORT_DIR = f"{HOST_RUNNER_TEMP}/_github_home/notiflows-deploy"
+HOST_REPORT = re.compile(re.escape(HOST_REPORT_DIR) + r"/report-__self-[0-9a-f]{12}\.json")
 GITHUB_TOKEN = "ghs_containerTestRunnerToken0001"  # what `${{ github.token }}` evaluates to
 # The base image's own ENV (python:3.12-slim), with /usr/local/bin (its python) replaced by the venv.
 BASE_IMAGE_PATH = "{bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -365,6 +368,12 @@ class Step:
     def summary(self) -> str:
         return self.files["GITHUB_STEP_SUMMARY"].read_text(encoding="utf-8")
 
+    def report_file(self, box: Container) -> Path:
+        """The file `report-path` names, found where the host keeps /github/home."""
+        shown = self.outputs()["report-path"]
+        assert HOST_REPORT.fullmatch(shown), shown
+        return box.home / "notiflows-deploy" / Path(shown).name
+
 
 def chown_tree(path: Path, uid: int = RUNNER_UID, gid: int = RUNNER_GID) -> None:
     os.lchown(path, uid, gid)
@@ -374,7 +383,8 @@ def chown_tree(path: Path, uid: int = RUNNER_UID, gid: int = RUNNER_GID) -> None
 
 
 def run_action(box: Container, *, event_name: str, event: dict[str, Any], sha: str, ref: str,
-               with_: dict[str, str], step_env: dict[str, str] | None = None) -> Step:
+               with_: dict[str, str], step_env: dict[str, str] | None = None,
+               github_api_url: str = "http://127.0.0.1:9") -> Step:
     """One `uses: ./` step: fresh file-command files, event.json, then the container's argv."""
     (box.workflow / "event.json").write_text(json.dumps(event))
     files: dict[str, Path] = {}
@@ -402,7 +412,7 @@ def run_action(box: Container, *, event_name: str, event: dict[str, Any], sha: s
         GITHUB_REPOSITORY="octo/app", GITHUB_REPOSITORY_OWNER="octo", GITHUB_ACTOR="octocat",
         GITHUB_TRIGGERING_ACTOR="octocat", GITHUB_RUN_ID="7001", GITHUB_RUN_NUMBER="12", GITHUB_RUN_ATTEMPT="1",
         GITHUB_JOB="notiflows", GITHUB_WORKFLOW="notiflows", GITHUB_ACTION="__self", GITHUB_RETENTION_DAYS="90",
-        GITHUB_SERVER_URL="https://github.com", GITHUB_API_URL="http://127.0.0.1:9",
+        GITHUB_SERVER_URL="https://github.com", GITHUB_API_URL=github_api_url,
         GITHUB_GRAPHQL_URL="http://127.0.0.1:9/graphql",
     )
     proc = box.run(IMAGE.entrypoint + IMAGE.cmd, env)
@@ -511,9 +521,8 @@ def test_push_deploy(box: Container, emulator: Any) -> None:
     outputs = step.outputs()
     assert outputs["result"] == "success"
     assert json.loads(outputs["deployed"]) == ["order-shipped"]
-    assert outputs["report-path"] == HOST_REPORT
     # The file is where the host sees /github/home: <RUNNER_TEMP>/_github_home/...
-    report_file = box.home / "notiflows-deploy" / "report.json"
+    report_file = step.report_file(box)
     assert report_file.stat().st_mode & 0o004  # root wrote it; the runner user (1001) must read it
     report = json.loads(report_file.read_text())
     assert report["mode"] == "deploy" and report["result"] == "success" and report["head"] == after
@@ -559,8 +568,7 @@ def test_pull_request_plan_on_the_merge_commit(box: Container, emulator: Any) ->
     assert outputs["result"] == "success"
     assert json.loads(outputs["changed"]) == ["password-reset"]
     assert json.loads(outputs["deployed"]) == []
-    assert outputs["report-path"] == HOST_REPORT
-    report = json.loads((box.home / "notiflows-deploy" / "report.json").read_text())
+    report = json.loads(step.report_file(box).read_text())
     # The plan is of the pull request's own range (its head); the merge commit is only noted.
     assert report["mode"] == "plan" and report["base"] == base and report["head"] == head
     assert "password-reset" in step.summary()
@@ -611,12 +619,117 @@ def test_secrets_never_leak(box: Container, mode: str) -> None:
             assert secret not in step.err
             assert secret not in step.files["GITHUB_OUTPUT"].read_text()
             assert secret not in step.summary()
-            assert secret not in (box.home / "notiflows-deploy" / "report.json").read_text()
+            assert secret not in step.report_file(box).read_text()
         outputs = step.outputs()
         assert "webhook-notice" in json.loads(outputs["changed"])
-        report = json.loads((box.home / "notiflows-deploy" / "report.json").read_text())
+        report = json.loads(step.report_file(box).read_text())
         diff = next(n["diff"] for n in report["notiflows"] if n["handle"] == "webhook-notice")
         assert "***" in diff  # the field holding the substituted value is shown redacted
         if mode == "deploy":  # the value itself did reach the server: the substitution happened
             sent = json.dumps(emulator.store.get_notiflow("demo", "webhook-notice"))
             assert SECRET_VALUE in sent
+
+
+# ---------------------------------------------------------------------------------------------
+# The pull-request comment, end to end: entrypoint -> CLI -> emulator and the fake GitHub REST API
+
+
+def commands_outside_fences(log: str) -> list[str]:
+    """The workflow commands the runner acts on, honouring ::stop-commands::TOKEN ... ::TOKEN::."""
+    active: list[str] = []
+    stopped: str | None = None
+    for line in log.splitlines():
+        stripped = line.lstrip()
+        if stopped:
+            if stripped == f"::{stopped}::":
+                stopped = None
+        elif stripped.startswith("::stop-commands::"):
+            stopped = stripped[len("::stop-commands::"):]
+        elif stripped.startswith("::"):
+            active.append(stripped)
+    assert stopped is None, "a ::stop-commands:: fence is left open"
+    return active
+
+
+def _pull_request(box: Container, number: int, flows: int) -> tuple[TestRepo, dict[str, Any], str, str]:
+    """A PR adding `flows` notiflows with big bodies (a plan far longer than a comment may be)."""
+    repo = new_repo(box)
+    base = repo.sha()
+    repo.git("checkout", "-q", "-b", "feature")
+    lines = "\n".join(f"<p>line {i}: {'lorem ipsum dolor sit amet ' * 4}</p>" for i in range(40))
+    for i in range(flows):
+        repo.add_notiflow(f"flow-{i:03d}", body=f"<h1>flow {i}</h1>\n{lines}\n")
+    head = repo.commit("many notiflows")
+    repo.git("checkout", "-q", "--detach", "main")
+    repo.git("merge", "-q", "--no-ff", "feature", "-m", f"Merge {head} into {base}")
+    event = {"action": "synchronize", "number": number,
+             "pull_request": {"number": number, "base": {"sha": base, "ref": "main", "repo": {"full_name": "octo/app"}},
+                              "head": {"sha": head, "ref": "feature", "repo": {"full_name": "octo/app"}}},
+             "repository": {"default_branch": "main", "full_name": "octo/app"}}
+    return repo, event, repo.sha(), head
+
+
+def test_pull_request_comment_created_then_updated_in_place(box: Container, emulator: Any) -> None:
+    from fake_github import MAX_BODY, FakeGitHub, serve
+
+    repo, event, merge, _ = _pull_request(box, 12, flows=30)
+    chown_tree(box.workspace)
+    with_ = {"mode": "plan", "token": emulator.token, "project": "demo", "api-url": emulator.base_url,
+             "comment-on-pr": "true"}
+    with serve(FakeGitHub(token=GITHUB_TOKEN)) as gh:
+        first = run_action(box, event_name="pull_request", event=event, sha=merge, ref="refs/pull/12/merge",
+                           with_=with_, github_api_url=gh.url)
+        assert first.code == 0, first.out + first.err
+        assert len(gh.comments[12]) == 1
+        created = dict(gh.comments[12][0])
+        # The PR gets a new commit; the next run updates the same comment instead of adding one.
+        chown_tree(box.workspace, 0, 0)  # the host's git (root here) refuses a checkout it does not own
+        repo.git("checkout", "-q", "feature")
+        repo.add_notiflow("late-addition")
+        head = repo.commit("one more")
+        repo.git("checkout", "-q", "--detach", "main")
+        repo.git("merge", "-q", "--no-ff", "feature", "-m", "Merge again")
+        event["pull_request"]["head"]["sha"] = head
+        merge = repo.sha()
+        chown_tree(box.workspace)
+        second = run_action(box, event_name="pull_request", event=event, sha=merge, ref="refs/pull/12/merge",
+                            with_=with_, github_api_url=gh.url)
+    assert second.code == 0, second.out + second.err
+    (comment,) = gh.comments[12]
+    assert comment["id"] == created["id"]
+    methods = [(m, path.split("?")[0]) for m, path, _ in gh.requests if m != "GET"]
+    assert methods == [("POST", "/repos/octo/app/issues/12/comments"),
+                       ("PATCH", f"/repos/octo/app/issues/comments/{created['id']}")]
+    body = comment["body"]
+    assert body.startswith("<!-- notiflows-deploy:plan -->") and len(body) <= MAX_BODY
+    assert "late-addition" in body and "late-addition" not in created["body"]
+    assert "more notiflows in the JSON report" in body or "Details of" in body  # cut to fit, and says so
+    assert len(second.summary()) > len(body)  # the job summary keeps what the comment had no room for
+    assert "actions/runs/7001" in body
+    for step in (first, second):
+        unmasked = [ln for ln in (step.out + step.err).splitlines() if not ln.startswith("::add-mask::")]
+        assert not [ln for ln in unmasked if GITHUB_TOKEN in ln] and GITHUB_TOKEN not in body
+        assert not [c for c in commands_outside_fences(step.out + "\n" + step.err) if c.startswith("::warning")]
+
+
+def test_pull_request_comment_403_is_a_warning_not_a_failure(box: Container, emulator: Any) -> None:
+    """A fork's read-only token: GitHub answers 403 "Resource not accessible by integration"."""
+    from fake_github import FakeGitHub, serve
+
+    _, event, merge, _ = _pull_request(box, 13, flows=2)
+    chown_tree(box.workspace)
+    with serve(FakeGitHub(token=GITHUB_TOKEN, forbid_writes=True)) as gh:
+        step = run_action(box, event_name="pull_request", event=event, sha=merge, ref="refs/pull/13/merge",
+                          with_={"mode": "plan", "token": emulator.token, "project": "demo",
+                                 "api-url": emulator.base_url, "comment-on-pr": "true"},
+                          github_api_url=gh.url)
+    assert step.code == 0, step.out + step.err
+    assert gh.comments.get(13) is None and [m for m, _, _ in gh.requests].count("POST") == 1
+    assert step.outputs()["result"] == "success"
+    # Every workflow command is on stdout, outside any fence: the runner reads both pipes with one
+    # parser, and a command on stderr could arrive while a stdout fence is open and be ignored.
+    assert "::" not in step.err
+    warnings = [c for c in commands_outside_fences(step.out) if c.startswith("::warning")]
+    assert len(warnings) == 1, step.out
+    assert "HTTP 403" in warnings[0] and "Resource not accessible by integration" in warnings[0]
+    assert "job summary" in warnings[0]

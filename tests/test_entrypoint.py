@@ -12,6 +12,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -119,6 +120,7 @@ class FakeCli:
     def __init__(self, result: RunResult | None = None, raise_exc: Exception | None = None) -> None:
         self.result = result or RunResult(mode="plan", notiflows=[NotiflowOutcome("a", Status.WOULD_CREATE, "n/a")])
         self.raise_exc = raise_exc
+        self.writes_report = True
         self.calls: list[list[str]] = []
         self.env_seen: dict[str, str] = {}
 
@@ -128,9 +130,16 @@ class FakeCli:
         print("cli says hello")
         if self.raise_exc:
             raise self.raise_exc
-        if "--report-json" in argv:
-            write_report(self.result, argv[argv.index("--report-json") + 1])
+        path = option(argv, "--report-json")
+        if path and self.writes_report:
+            write_report(self.result, path)
         return int(self.result.exit_code)
+
+
+def option(argv: list[str], name: str) -> str | None:
+    """The value of `--name=VALUE` in argv (the entrypoint passes every valued option that way)."""
+    values = [a.partition("=")[2] for a in argv if a.startswith(name + "=")]
+    return values[-1] if values else None
 
 
 @pytest.fixture
@@ -149,13 +158,14 @@ def test_masks_first_passes_tokens_by_env_and_writes_outputs(tmp_path: Path, fak
     lines = out.splitlines()
     assert lines[:2] == ["::add-mask::nf_at_secret_1234", "::add-mask::ghs_runner_token_0001"]
     argv = fake_cli.calls[0]
-    assert argv[:5] == ["plan", "--repo", ".", "--format", "github"]
+    assert argv[:3] == ["plan", "--repo=.", "--format=github"]
     assert "nf_at_secret_1234" not in " ".join(argv) and "ghs_runner" not in " ".join(argv)
     assert fake_cli.env_seen["NOTIFLOWS_TOKEN"] == "nf_at_secret_1234"
     assert fake_cli.env_seen["GITHUB_TOKEN"] == "ghs_runner_token_0001"
-    assert fake_cli.env_seen["NOTIFLOWS_DEPLOY_REPORT_PATH_SHOWN"] == argv[argv.index("--report-json") + 1]
-    report_path = argv[argv.index("--report-json") + 1]
-    assert report_path == str(tmp_path / "runner_temp" / "notiflows-deploy" / "report.json")
+    report_path = option(argv, "--report-json")
+    assert report_path and fake_cli.env_seen["NOTIFLOWS_DEPLOY_REPORT_PATH_SHOWN"] == report_path
+    assert Path(report_path).parent == tmp_path / "runner_temp" / "notiflows-deploy"
+    assert re.fullmatch(r"report-step-[0-9a-f]{12}\.json", Path(report_path).name)
     outputs = parse_output_file(Path(env["GITHUB_OUTPUT"]).read_text())
     assert outputs["result"] == "success" and outputs["changed"] == '["a"]'
     assert outputs["report-path"] == report_path
@@ -191,8 +201,12 @@ def test_cli_crash_is_reported_without_bare_traceback(tmp_path: Path, fake_cli: 
     env = runner_env(tmp_path, tmp_path, "push", {}, mode="validate")
     code, out, err = run_entrypoint(env, tmp_path)
     assert code == 1
-    assert "::error title=notiflows-deploy::unexpected error: RuntimeError: boom" in out
-    assert err.startswith("::stop-commands::")  # the traceback cannot inject commands
+    lines = out.splitlines()
+    error = lines.index("::error title=notiflows-deploy::unexpected error: RuntimeError: boom")
+    # The traceback follows on the same pipe (order kept), fenced (it cannot inject commands).
+    assert lines[error + 1].startswith("::stop-commands::") and "Traceback" in out
+    assert lines[error + 1][2:].partition("::")[2] and lines[-1] == "::" + lines[error + 1].split("::")[2] + "::"
+    assert err == ""
     outputs = parse_output_file(Path(env["GITHUB_OUTPUT"]).read_text())
     assert outputs["result"] == "error" and outputs["report-path"] == ""
 
@@ -208,19 +222,101 @@ def test_exit_code_passes_through(tmp_path: Path, fake_cli: FakeCli) -> None:
 def test_report_path_choices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     temp = tmp_path / "rt"
     temp.mkdir()
-    assert entrypoint.choose_report_path({"RUNNER_TEMP": str(temp)}) == (
-        str(temp / "notiflows-deploy/report.json"),) * 2
-    # RUNNER_TEMP is a host path not mounted here: write under HOME (/github/home), show the host path
-    home = tmp_path / "github-home"
-    home.mkdir()
+    written, shown = entrypoint.choose_report_path({"RUNNER_TEMP": str(temp), "GITHUB_ACTION": "plan"})
+    assert written == shown and Path(written).parent == temp / "notiflows-deploy"
+    assert Path(written).name.startswith("report-plan-")
+    # In the container: HOME is the /github/home mount, RUNNER_TEMP a host path not mounted here.
+    root = tmp_path / "github"
+    home, mounted_temp = root / "home", root / "runner_temp"
+    home.mkdir(parents=True)
+    monkeypatch.setattr(entrypoint, "CONTAINER_ROOT", str(root))
     monkeypatch.setattr(entrypoint, "CONTAINER_HOME", str(home))
+    monkeypatch.setattr(entrypoint, "CONTAINER_RUNNER_TEMP", str(mounted_temp))
     written, shown = entrypoint.choose_report_path(
-        {"RUNNER_TEMP": "/home/runner/work/_temp", "HOME": str(home)})
-    assert written == str(home / "notiflows-deploy/report.json")
-    assert shown == "/home/runner/work/_temp/_github_home/notiflows-deploy/report.json"
+        {"RUNNER_TEMP": "/home/runner/work/_temp", "HOME": str(home), "RUNNER_WORKSPACE": "/home/runner/work/app"})
+    assert Path(written).parent == home / "notiflows-deploy"
+    assert shown == "/home/runner/work/_temp/_github_home/notiflows-deploy/" + Path(written).name
+    # Runner PR #4011: RUNNER_TEMP is rewritten to the /github/runner_temp mount, so the host path is
+    # not in it; the runner's layout puts it beside RUNNER_WORKSPACE. Never publish a container path.
+    mounted_temp.mkdir()
+    pr4011 = {"RUNNER_TEMP": str(mounted_temp), "HOME": str(home), "RUNNER_WORKSPACE": "/home/runner/work/app"}
+    written, shown = entrypoint.choose_report_path(pr4011)
+    assert shown == "/home/runner/work/_temp/_github_home/notiflows-deploy/" + Path(written).name
+    (mounted_temp / "_github_home").mkdir()  # HOME may also be rewritten under that mount
+    written, shown = entrypoint.choose_report_path({**pr4011, "HOME": str(mounted_temp / "_github_home")})
+    assert shown == "/home/runner/work/_temp/_github_home/notiflows-deploy/" + Path(written).name
+    written, shown = entrypoint.choose_report_path({**pr4011, "HOME": str(tmp_path / "elsewhere")})
+    assert Path(written).parent == mounted_temp / "notiflows-deploy"
+    assert shown == "/home/runner/work/_temp/notiflows-deploy/" + Path(written).name
+    # Nothing says where the host keeps it: the container path, which the entrypoint warns about.
+    written, shown = entrypoint.choose_report_path({"RUNNER_TEMP": str(mounted_temp), "HOME": str(home)})
+    assert written == shown
     # nothing usable: a private temp dir
     written, shown = entrypoint.choose_report_path({"HOME": str(tmp_path)})
-    assert written == shown and written.endswith("/report.json") and not written.startswith(str(tmp_path))
+    assert written == shown and written.endswith(".json") and not written.startswith(str(tmp_path))
+
+
+def test_each_step_gets_its_own_report(tmp_path: Path, fake_cli: FakeCli) -> None:
+    """Two action steps of one job (same RUNNER_TEMP, even the same step id) never share a report."""
+    env = runner_env(tmp_path, tmp_path, "push", {}, mode="validate")
+    env["GITHUB_ACTION"] = "__self"
+    run_entrypoint(env, tmp_path)
+    first = parse_output_file(Path(env["GITHUB_OUTPUT"]).read_text())["report-path"]
+    Path(env["GITHUB_OUTPUT"]).write_text("")
+    fake_cli.result = RunResult(mode="validate", notiflows=[NotiflowOutcome("b", Status.INVALID, "n/b")])
+    run_entrypoint(env, tmp_path)
+    second = parse_output_file(Path(env["GITHUB_OUTPUT"]).read_text())["report-path"]
+    assert first != second and Path(first).is_file() and Path(second).is_file()
+    assert json.loads(Path(first).read_text())["result"] == "success"
+    assert json.loads(Path(second).read_text())["result"] == "invalid"
+
+
+def test_a_step_that_stops_early_never_republishes_an_earlier_report(tmp_path: Path, fake_cli: FakeCli) -> None:
+    env = runner_env(tmp_path, tmp_path, "push", {}, mode="validate")
+    assert run_entrypoint(env, tmp_path)[0] == 0
+    assert parse_output_file(Path(env["GITHUB_OUTPUT"]).read_text())["result"] == "success"
+    # The next step stops before writing its report (a usage error, a crash in argv handling).
+    Path(env["GITHUB_OUTPUT"]).write_text("")
+    fake_cli.writes_report = False
+    fake_cli.raise_exc = SystemExit(1)
+    assert run_entrypoint(env, tmp_path)[0] == 1
+    assert parse_output_file(Path(env["GITHUB_OUTPUT"]).read_text()) == ERROR_OUTPUTS
+
+
+ERROR_OUTPUTS = {"result": "error", "changed": "[]", "deployed": "[]", "conflicts": "[]", "invalid": "[]",
+                 "drifted": "[]", "report-path": ""}
+
+
+@pytest.mark.parametrize("inputs", [
+    {"mode": "apply"}, {"mode": "plan"}, {"mode": "validate", "concurrency": "٣"},
+    {"mode": "validate", "working_directory": "no-such-dir"},
+])
+def test_input_errors_still_write_the_error_outputs(tmp_path: Path, fake_cli: FakeCli, inputs: dict[str, str]) -> None:
+    env = runner_env(tmp_path, tmp_path, "push", {}, **inputs)
+    code, out, _ = run_entrypoint(env, tmp_path)
+    assert code == 1 and fake_cli.calls == []
+    assert len([ln for ln in out.splitlines() if ln.startswith("::error")]) == 1
+    assert parse_output_file(Path(env["GITHUB_OUTPUT"]).read_text()) == ERROR_OUTPUTS
+
+
+def test_missing_working_directory_names_the_input_and_no_file(tmp_path: Path, fake_cli: FakeCli) -> None:
+    env = runner_env(tmp_path, tmp_path, "push", {}, mode="validate", working_directory="apps/missing")
+    code, out, _ = run_entrypoint(env, tmp_path)
+    (error,) = [ln for ln in out.splitlines() if ln.startswith("::error")]
+    assert code == 1
+    assert error.startswith("::error title=notiflows-deploy::Input `working-directory` is 'apps/missing', but ")
+    assert "does not exist" in error and "file=" not in error
+
+
+def test_fork_pull_request_without_a_token_validates_with_a_warning(tmp_path: Path, fake_cli: FakeCli) -> None:
+    event = {"number": 4, "pull_request": {"number": 4, "head": {"repo": {"full_name": "mallory/app"}},
+                                           "base": {"repo": {"full_name": "octo/app"}}}}
+    env = runner_env(tmp_path, tmp_path, "pull_request", event, mode="plan")
+    code, out, _ = run_entrypoint(env, tmp_path)
+    assert code == 0 and fake_cli.calls[0][0] == "validate"
+    (warning,) = [ln for ln in out.splitlines() if ln.startswith("::warning")]
+    assert "No Notiflows token" in warning and "fork (mallory/app)" in warning
+    assert "no secrets" in warning
 
 
 def _owned_by_other_uid(path: Path) -> None:
@@ -415,3 +511,117 @@ def test_as_a_process_bad_input_prints_one_error(tmp_path: Path) -> None:
         "`token: ${{ secrets.NOTIFLOWS_TOKEN }}`."
     ]
     assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Root-owned files under .git: what git writes as root is given back to the checkout's owner
+
+
+def _root_owned(path: Path) -> list[str]:
+    found = []
+    for base, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(base, name)
+            if os.lstat(full).st_uid == 0:
+                found.append(os.path.relpath(full, path))
+    return sorted(found)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own files by another uid")
+def test_restore_git_ownership_walks_only_dot_git(tmp_path: Path) -> None:
+    repo = tmp_path / "ws"
+    (repo / ".git" / "objects" / "ab").mkdir(parents=True)
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (repo / "tracked.txt").write_text("x")
+    _owned_by_other_uid(repo)
+    # What a fetch run as root leaves behind:
+    (repo / ".git" / "FETCH_HEAD").write_text("x")
+    (repo / ".git" / "objects" / "cd").mkdir()
+    (repo / ".git" / "objects" / "cd" / "ef01").write_text("x")
+    (repo / "root-file-outside-git").write_text("x")  # not ours to touch: outside .git
+    assert entrypoint.restore_git_ownership(str(repo)) == (3, 0)
+    assert _root_owned(repo) == ["root-file-outside-git"]
+    assert os.lstat(repo / ".git" / "FETCH_HEAD").st_uid == 4242
+    assert os.lstat(repo / ".git" / "FETCH_HEAD").st_gid == 4242
+    # A checkout that root owns itself is left alone, and so is a non-repository.
+    root_repo = tmp_path / "root-ws"
+    (root_repo / ".git").mkdir(parents=True)
+    (root_repo / ".git" / "FETCH_HEAD").write_text("x")
+    assert entrypoint.restore_git_ownership(str(root_repo)) == (0, 0)
+    assert entrypoint.restore_git_ownership(None) == (0, 0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own files by another uid")
+def test_gitdir_file_is_followed(tmp_path: Path) -> None:
+    real = tmp_path / "modules" / "app"
+    real.mkdir(parents=True)
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / ".git").write_text(f"gitdir: {real}\n")
+    _owned_by_other_uid(real)
+    (real / "FETCH_HEAD").write_text("x")
+    assert entrypoint.git_dir(str(tmp_path / "ws")) == str(real)
+    assert entrypoint.restore_git_ownership(str(tmp_path / "ws")) == (1, 0)
+
+
+@needs_cli
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own the workspace by another uid")
+def test_shallow_clone_deepened_as_root_leaves_nothing_root_owned(tmp_path: Path, emulator: Any) -> None:
+    """actions/checkout's default depth-1 clone, owned by the runner user; the plan deepens it as root."""
+    from gitutil import TestRepo, git_env
+
+    upstream = TestRepo(tmp_path / "upstream")
+    upstream.config({"notiflowsDir": ".notiflows", "project": "demo"})
+    upstream.add_notiflow("alpha")
+    before = upstream.commit("alpha")
+    upstream.add_notiflow("beta")
+    after = upstream.commit("beta")
+    workspace = tmp_path / "workspace"
+    subprocess.run(["git", "clone", "-q", "--depth=1", "--no-local", f"file://{upstream.path}", str(workspace)],
+                   check=True, env=git_env(), capture_output=True)
+    _owned_by_other_uid(workspace)
+    event = {"ref": "refs/heads/main", "before": before, "after": after, "created": False, "deleted": False,
+             "forced": False, "repository": {"default_branch": "main"}}
+    env = runner_env(tmp_path, workspace, "push", event, mode="plan", token=emulator.token, project="demo",
+                     api_url=emulator.base_url)
+    env.update(GITHUB_SHA=after, GITHUB_REF="refs/heads/main", GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")
+    code, out, _ = run_entrypoint(env, workspace)
+    assert code == 0, out
+    assert json.loads(_outputs(env)["changed"]) == ["beta"]  # the range needed the deepened history
+    assert (workspace / ".git" / "FETCH_HEAD").exists()  # the run did fetch, as root
+    assert _root_owned(workspace) == []
+    status = subprocess.run(["git", "-C", str(workspace), "-c", f"safe.directory={workspace}", "status", "--porcelain"],
+                            env=git_env(), capture_output=True, text=True, check=True)
+    assert status.stdout == ""
+
+
+@needs_cli
+def test_working_directory_starting_with_a_dash(tmp_path: Path) -> None:
+    from gitutil import TestRepo
+
+    repo = TestRepo(tmp_path / "workspace", project="-x")
+    repo.config({"notiflowsDir": ".notiflows", "project": "demo"})
+    repo.add_notiflow("welcome-series")
+    repo.commit("initial")
+    env = runner_env(tmp_path, repo.path, "push", {}, mode="validate", working_directory="-x")
+    env.update(GITHUB_SHA=repo.sha(), GITHUB_REF="refs/heads/main")
+    code, out, err = run_entrypoint(env, repo.path)
+    assert code == 0, out + err
+    assert _outputs(env)["result"] in ("success", "no-changes")
+    assert "usage:" not in err
+
+
+@needs_cli
+def test_cli_usage_error_inside_the_action_is_one_error_and_error_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever argv problem remains (here: the CLI refuses an option) is one ::error, exit 1, error outputs."""
+    from notiflows_deploy.github import inputs as inputs_module
+
+    real = inputs_module.to_argv
+    monkeypatch.setattr(entrypoint, "to_argv", lambda *a, **k: [*real(*a, **k), "--no-such-option"])
+    env = runner_env(tmp_path, tmp_path, "push", {}, mode="validate")
+    code, out, err = run_entrypoint(env, tmp_path)
+    assert code == 1 and err == ""
+    errors = [ln for ln in out.splitlines() if ln.startswith("::error")]
+    assert len(errors) == 1 and "unrecognized arguments: --no-such-option" in errors[0]
+    assert _outputs(env) == ERROR_OUTPUTS

@@ -4,7 +4,7 @@ The scenario: the example repo is deployed to the emulator; a pull request then 
 emails, breaks weekly-digest, adds password-reset and edits order-shipped while someone edits it in
 the dashboard too. Commit dates are fixed, so commit shas are stable; the emulator's content shas are
 content-based; only timestamps and the port vary and are normalised. Set NFD_UPDATE_DOCS=1 to
-rewrite the document after an intended change.
+rewrite the document (and its copy in the README) after an intended change.
 """
 
 from __future__ import annotations
@@ -71,6 +71,16 @@ def produce(tmp_path: Path) -> str:
     return normalise(summary.read_text(encoding="utf-8"))
 
 
+README = ROOT / "README.md"
+START, END = "<!-- example-summary:start -->\n", "<!-- example-summary:end -->"
+
+
+def update_readme_block(text: str) -> None:
+    readme = README.read_text(encoding="utf-8")
+    head, rest = readme.split(START, 1)
+    README.write_text(head + START + text + END + rest.split(END, 1)[1], encoding="utf-8")
+
+
 def test_example_summary_is_a_real_run(tmp_path: Path) -> None:
     text = produce(tmp_path)
     for expected in ("would-update", "would-create", "conflict", "invalid", "duration_unit", "<details"):
@@ -78,4 +88,13 @@ def test_example_summary_is_a_real_run(tmp_path: Path) -> None:
     assert "T0KEN-s3cr3t" not in text and TOKEN not in text
     if os.environ.get("NFD_UPDATE_DOCS") == "1":
         DOC.write_text(text, encoding="utf-8")
+        update_readme_block(text)
     assert DOC.read_text(encoding="utf-8") == text, "docs/example-summary.md is stale: rerun with NFD_UPDATE_DOCS=1"
+
+
+def test_readme_shows_the_example_summary() -> None:
+    """The README embeds docs/example-summary.md verbatim between its markers, so it is a real one too."""
+    readme = README.read_text(encoding="utf-8")
+    assert readme.count(START) == 1 and readme.count(END) == 1
+    block = readme.split(START, 1)[1].split(END, 1)[0]
+    assert block == DOC.read_text(encoding="utf-8"), "README's example summary differs from docs/example-summary.md"

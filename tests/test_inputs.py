@@ -146,9 +146,9 @@ def test_argv_never_carries_tokens() -> None:
     inputs = read_inputs(env)
     argv = to_argv(inputs, report_path="/tmp/r.json")
     assert argv == [
-        "deploy", "--repo", ".", "--format", "github", "--project", "my-app",
-        "--api-url", "http://127.0.0.1:1/management/v1", "--base", "abc123", "--publish", "--force",
-        "--concurrency", "8", "--fail-on-drift", "false", "--comment-on-pr", "--report-json", "/tmp/r.json",
+        "deploy", "--repo=.", "--format=github", "--project=my-app",
+        "--api-url=http://127.0.0.1:1/management/v1", "--base=abc123", "--publish", "--force",
+        "--concurrency=8", "--fail-on-drift=false", "--comment-on-pr", "--report-json=/tmp/r.json",
     ]
     assert not any("nf_at_secret123" in a or "ghs_" in a for a in argv)
     assert child_env(inputs) == {"NOTIFLOWS_TOKEN": "nf_at_secret123", "GITHUB_TOKEN": "ghs_runnertoken123"}
@@ -157,7 +157,7 @@ def test_argv_never_carries_tokens() -> None:
 
 def test_minimal_argv() -> None:
     argv = to_argv(read_inputs(runner_env(mode="validate")))
-    assert argv == ["validate", "--repo", ".", "--format", "github", "--concurrency", "4", "--fail-on-drift", "true"]
+    assert argv == ["validate", "--repo=.", "--format=github", "--concurrency=4", "--fail-on-drift=true"]
 
 
 def test_inputs_frozen() -> None:
@@ -165,3 +165,73 @@ def test_inputs_frozen() -> None:
     assert isinstance(inputs, ActionInputs)
     with pytest.raises(AttributeError):
         inputs.mode = "deploy"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("value", ["٣", "+8", "1_0", "８", "0x8", "²"])
+def test_concurrency_accepts_ascii_digits_only(value: str) -> None:
+    with pytest.raises(InputError, match="Input `concurrency` must be a whole number"):
+        read_inputs(runner_env(token="t" * 8, concurrency=value))
+
+
+def test_concurrency_is_trimmed() -> None:
+    assert read_inputs(runner_env(token="t" * 8, concurrency=" 8 ")).concurrency == 8
+
+
+def test_values_starting_with_a_dash_stay_values() -> None:
+    """`--opt=VALUE`: argparse would take `--repo -x` for two options and fail with a bare usage."""
+    from notiflows_deploy.cli import build_parser
+
+    env = runner_env(token="t" * 8, mode="plan", working_directory="-x", project="-p", base_ref="--all")
+    args = build_parser().parse_args(to_argv(read_inputs(env), report_path="-r.json"))
+    assert (str(args.repo), args.project, args.base, str(args.report_json)) == ("-x", "-p", "--all", "-r.json")
+    assert args.all is False
+
+
+# --- pull requests that never get secrets: plan without a token -> validate with a warning ----------
+
+
+def _pr_env(tmp_path: Path, pull_request: dict[str, object], event_name: str = "pull_request",
+            actor: str = "octocat", **with_: str) -> dict[str, str]:
+    import json
+
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"number": 3, "pull_request": pull_request}))
+    env = runner_env(mode="plan", **with_)
+    env.update(GITHUB_EVENT_NAME=event_name, GITHUB_EVENT_PATH=str(event), GITHUB_ACTOR=actor)
+    return env
+
+
+def _sides(head: object, base: str = "octo/app") -> dict[str, object]:
+    return {"number": 3, "head": {"sha": "a" * 40, "repo": head},
+            "base": {"sha": "b" * 40, "repo": {"full_name": base}}}
+
+
+def test_fork_pull_request_without_token_validates_only(tmp_path: Path) -> None:
+    inputs = read_inputs(_pr_env(tmp_path, _sides({"full_name": "mallory/app"})))
+    assert inputs.mode == "validate"
+    assert "fork (mallory/app)" in inputs.validate_only_reason
+    assert "no secrets" in inputs.validate_only_reason and "pull_request_target" in inputs.validate_only_reason
+    assert to_argv(inputs)[0] == "validate"
+
+
+def test_deleted_fork_and_dependabot_validate_only(tmp_path: Path) -> None:
+    assert read_inputs(_pr_env(tmp_path, _sides(None))).mode == "validate"  # head.repo is null
+    bot = read_inputs(_pr_env(tmp_path, _sides({"full_name": "octo/app"}), actor="dependabot[bot]"))
+    assert bot.mode == "validate" and "Dependabot secrets" in bot.validate_only_reason
+
+
+@pytest.mark.parametrize("case", ["same-repo", "pull_request_target", "no-repo-info", "deploy", "with-token"])
+def test_empty_token_stays_an_error_elsewhere(tmp_path: Path, case: str) -> None:
+    pr = _sides({"full_name": "octo/app"}) if case == "same-repo" else _sides({"full_name": "mallory/app"})
+    if case == "no-repo-info":
+        pr = {"number": 3, "head": {"sha": "a" * 40}, "base": {"sha": "b" * 40}}
+    env = _pr_env(tmp_path, pr, event_name="pull_request_target" if case == "pull_request_target" else "pull_request")
+    if case == "deploy":
+        env["INPUT_MODE"] = "deploy"
+    if case == "with-token":
+        env["INPUT_TOKEN"] = "nf_at_forksecret"
+        inputs = read_inputs(env)
+        assert inputs.mode == "plan" and inputs.validate_only_reason == ""
+        return
+    with pytest.raises(InputError, match="Input `token` is required"):
+        read_inputs(env)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import pytest
 
@@ -99,3 +100,49 @@ def test_message_helper() -> None:
     stream = io.StringIO()
     message("warning", "plain", "text", stream)
     assert stream.getvalue() == "warning: plain\n"
+
+
+def _refused_publish() -> RunResult:
+    detail = ("Updated to version 5 (draft; was version 4). Publishing was refused as invalid (422). "
+              "The pushed draft (version 5, sha abc123) stays on the server unpublished.")
+    problem = Problem(".notiflows/notiflows/welcome/notiflow.json", 3, 5, "publish-rejected",
+                      "Publishing was refused: steps[1].template is incomplete")
+    return RunResult(mode="deploy", notiflows=[
+        NotiflowOutcome("welcome", Status.FAILED, ".notiflows/notiflows/welcome", version_before=4, version=5,
+                        errors=[problem], detail=detail),
+    ])
+
+
+@pytest.mark.parametrize("fmt", ["text", "github"])
+def test_refused_publish_shows_the_error_and_what_stays_on_the_server(fmt: str) -> None:
+    text = _out(fmt, _refused_publish())
+    assert "Publishing was refused: steps[1].template is incomplete" in text  # the first error
+    assert "stays on the server unpublished" in text  # and the detail saying what it left behind
+    assert "v4 → v5" in text
+
+
+def test_plan_versions_are_honest() -> None:
+    lines = _out("text", example_result()).splitlines()
+    row = next(ln for ln in lines if ln.split()[:2] == ["would-update", "welcome-series"])
+    assert "v3 → next" in row  # the server numbers the version on the push; a plan does not guess
+    assert "new" in next(ln for ln in lines if ln.split()[:2] == ["would-create", "password-reset"]).split()
+
+
+def test_message_goes_to_stdout_under_github(capsys: pytest.CaptureFixture[str]) -> None:
+    message("warning", "comment failed", "github")
+    message("warning", "plain", "text")
+    out, err = capsys.readouterr()
+    assert out == "::warning title=notiflows-deploy::comment failed\n" and err == "warning: plain\n"
+
+
+def test_run_level_error_on_a_missing_file_is_not_located(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+    (tmp_path / "present.json").write_text("{}")
+    result = RunResult(mode="validate", errors=[
+        Problem("notiflows.json", 1, 1, "config", "--repo nonexistent does not exist"),
+        Problem("present.json", 2, 3, "config", "bad"),
+    ])
+    active = _commands_outside_fences(_out("github", result))
+    assert active[0] == "::error title=notiflows-deploy%3A config::--repo nonexistent does not exist"
+    assert active[1].startswith("::error file=present.json,line=2,col=3,")

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from notiflows_deploy.model import NotiflowOutcome, Problem, RunResult, Status
 from notiflows_deploy.report.summary import (
@@ -28,7 +31,9 @@ def _rows(markdown: str) -> list[str]:
 
 def test_cell_escaping_exact() -> None:
     assert md_text("a|b\nc <b>x</b> & *y*") == "a\\|b c &lt;b&gt;x&lt;/b&gt; &amp; \\*y\\*"
-    assert md_text("[link](http://x) `code` _u_ # ~s~ !") == "\\[link\\](http://x) \\`code\\` \\_u\\_ \\# \\~s\\~ \\!"
+    assert md_text("[link](http://x) `code` _u_ # ~s~ !") == (
+        "\\[link\\](http:&#47;&#47;x) \\`code\\` \\_u\\_ \\# \\~s\\~ \\!"
+    )
     assert html_text('<img src="x" onerror=alert(1)>') == "&lt;img src=&quot;x&quot; onerror=alert(1)&gt;"
     assert md_text("ping @octocat") == "ping @\u200boctocat"
     assert code_span("abc1234") == "`abc1234`"
@@ -42,7 +47,7 @@ def test_row_for_hostile_handle_is_one_row() -> None:
     )
     rows = _rows(render_summary(result))
     assert rows == [
-        "| `would-create` | x\\|y \\| injected \\| row \\|&lt;script&gt; |  |  | why |"
+        "| `would-create` | x\\|y \\| injected \\| row \\|&lt;script&gt; | new |  | why |"
     ]
 
 
@@ -61,7 +66,8 @@ def test_header_counts_range_and_table() -> None:
     assert [r.split("|")[1].strip() for r in rows] == [
         "`invalid`", "`conflict`", "`would-create`", "`would-update`", "`unchanged`"
     ]
-    assert "| `would-update` | welcome-series | 3 → 4 | `5e1f0c2` | content differs; deploy would update it |" in rows
+    row = "| `would-update` | welcome-series | 3 → next | `5e1f0c2` | content differs; deploy would update it |"
+    assert row in rows
     # problems located, conflict three-way view and diff in collapsed sections
     assert ".notiflows/notiflows/digest-weekly/notiflow.json:12:7 \\[schema\\]" in md
     assert "<details open><summary>conflict: order-shipped" in md
@@ -181,3 +187,47 @@ def test_tail_lines_survive_a_full_table() -> None:
     assert re.search(r"_\d+ more notiflows in the JSON report \(r\.json\)\._", md)
     assert "_3 more problems were not annotated" in md
     assert md.rstrip().endswith("- schema: bundled copy")
+
+
+# --- no links from untrusted text: GFM extended autolinks (http://, https://, www.) are defused --------
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("https://phish.example/login", "https:&#47;&#47;phish.example/login"),
+    ("see http://x.example now", "see http:&#47;&#47;x.example now"),
+    ("www.phish.example", "www&#46;phish.example"),
+    ("WWW.Phish.Example/x", "WWW&#46;Phish.Example/x"),
+    ("ftp://files.example", "ftp:&#47;&#47;files.example"),
+    ("[click](https://phish.example)", "\\[click\\](https:&#47;&#47;phish.example)"),
+    ("<https://phish.example>", "&lt;https:&#47;&#47;phish.example&gt;"),
+    ("mail admin@phish.example", "mail admin@\u200bphish.example"),
+    ("no link: version 1.2 and a:b", "no link: version 1.2 and a:b"),
+])
+def test_untrusted_inline_text_has_no_autolinks(text: str, expected: str) -> None:
+    assert md_text(text) == expected
+    assert "://" not in html_text(text) and "www." not in html_text(text).lower()
+
+
+def _phishing_result() -> RunResult:
+    message = "Log in again at https://phish.example/login or www.phish.example to fix this"
+    return RunResult(
+        mode="deploy",
+        notiflows=[NotiflowOutcome(
+            "order-shipped", Status.FAILED, ".notiflows/notiflows/https://x",
+            errors=[Problem(".notiflows/notiflows/order-shipped/notiflow.json", 1, 1, "api", message)],
+            detail=message, diff="+ url: https://inside.example/code-block\n",
+        )],
+        notes=["server says: visit https://phish.example/notes"],
+    )
+
+
+@pytest.mark.parametrize("render", [render_summary, render_comment])
+def test_server_messages_are_link_free_in_summary_and_comment(render: Any) -> None:
+    md = render(_phishing_result())
+    outside_code = re.sub(r"(?ms)^(`{3,})[^\n]*\n.*?^\1\n", "", md)  # drop fenced code blocks
+    assert "phish" in outside_code  # the text is there, in the row, the problem list and the notes
+    assert not re.search(r"(?i)://|www\.", outside_code.replace("https://github.com", "")), outside_code
+    assert "https:&#47;&#47;phish.example/login" in _rows(md)[0]
+    # Inside a fenced block nothing is linked, so the text stays exactly as it was.
+    assert "+ url: https://inside.example/code-block\n" in md
+    assert "Log in again at https://phish.example/login" in md  # the detail, fenced

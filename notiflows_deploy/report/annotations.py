@@ -13,8 +13,9 @@ is never executed.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from notiflows_deploy.model import DRIFT_STATUSES, Problem, RunResult, Severity, Status
@@ -89,13 +90,22 @@ def endgroup() -> str:
     return "::endgroup::"
 
 
-def outcome_problems(result: RunResult) -> list[Problem]:
+def unlocated(problem: Problem) -> Problem:
+    return dataclasses.replace(problem, file="", line=0, column=0)
+
+
+def outcome_problems(result: RunResult, file_exists: Callable[[str], bool] | None = None) -> list[Problem]:
     """Every problem worth an annotation, most important first.
 
     Run-level errors, then each notiflow's errors and warnings. A conflict, failure or drift that
     carries no located problem gets one on the notiflow's `notiflow.json`, so it still shows.
+    With `file_exists`, a run-level error on a file that does not exist (e.g. the `notiflows.json`
+    that was not found) is annotated without a location rather than on a file GitHub cannot show.
     """
-    found: list[Problem] = list(result.errors)
+    found: list[Problem] = [
+        unlocated(p) if p.file and file_exists is not None and not file_exists(p.file) else p
+        for p in result.errors
+    ]
     drift_severity = Severity.ERROR if result.fail_on_drift else Severity.WARNING
     for outcome in ordered(result):
         found.extend(outcome.errors)
@@ -148,5 +158,7 @@ def build_annotations(problems: Iterable[Problem], limit: int = MAX_PER_KIND) ->
     return batch
 
 
-def result_annotations(result: RunResult, limit: int = MAX_PER_KIND) -> AnnotationBatch:
-    return build_annotations(outcome_problems(result), limit)
+def result_annotations(
+    result: RunResult, limit: int = MAX_PER_KIND, *, file_exists: Callable[[str], bool] | None = None
+) -> AnnotationBatch:
+    return build_annotations(outcome_problems(result, file_exists), limit)

@@ -83,8 +83,14 @@ def reason(outcome: NotiflowOutcome) -> str:
 
 
 def version_change(outcome: NotiflowOutcome) -> str:
+    """"3 → 4" after a push; before one (a plan), the server's number and "next", or "new": the
+    server numbers a version when it is saved, so a plan cannot know the number and does not guess."""
     before = "" if outcome.version_before is None else str(outcome.version_before)
     after = "" if outcome.version is None else str(outcome.version)
+    if outcome.status is Status.WOULD_UPDATE:
+        return f"{before} → next" if before else "next"
+    if outcome.status is Status.WOULD_CREATE:
+        return "new"
     if before and after and before != after:
         return f"{before} → {after}"
     return after or before

@@ -12,6 +12,8 @@ Formats (registry `RENDERERS`, name -> renderer):
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -22,7 +24,12 @@ from notiflows_deploy.report.annotations import AnnotationBatch
 from notiflows_deploy.report.common import counts_text, ordered, range_text, reason, short_sha, version_change
 from notiflows_deploy.report.json_report import build_report
 
-_DIFF_STATUSES = frozenset({Status.WOULD_UPDATE, Status.CONFLICT, Status.FORCED, Status.EDITED_REMOTELY})
+# Statuses whose detail, diff and conflict views follow the overview. FAILED is there for its detail:
+# the overview line shows the first error, the detail says what that left on the server (e.g. a
+# refused publish: "the pushed draft stays on the server unpublished").
+_DIFF_STATUSES = frozenset(
+    {Status.WOULD_UPDATE, Status.CONFLICT, Status.FORCED, Status.EDITED_REMOTELY, Status.FAILED}
+)
 
 
 def _header(result: RunResult) -> str:
@@ -44,8 +51,7 @@ def overview_lines(result: RunResult) -> list[str]:
     width = max((len(n.handle) for n in outcomes), default=0)
     width = min(width, 40)
     for n in outcomes:
-        version = version_change(n)
-        version = f"v{version.replace(' → ', ' → v')}" if version else ""
+        version = re.sub(r"\b(\d+)\b", r"v\1", version_change(n))  # "v3 → v4", "v3 → next", "new"
         sha = short_sha(n.remote_sha_after or n.remote_sha_before)
         cells = [f"{n.status.value:<15}", f"{n.handle:<{width}}", f"{version:<10}", f"{sha:<7}", reason(n)]
         lines.append("  " + "  ".join(cells).rstrip())
@@ -90,9 +96,16 @@ def render_json(result: RunResult, out: TextIO) -> AnnotationBatch:
     return AnnotationBatch()
 
 
+def workspace_file_exists(file: str) -> bool:
+    """Whether an annotation's `file` names something GitHub can link: relative paths are taken
+    from the workspace, which is the working directory of a container action."""
+    bases = dict.fromkeys(b for b in (os.getcwd(), os.environ.get("GITHUB_WORKSPACE", "")) if b)
+    return any(os.path.exists(os.path.join(base, file)) for base in bases)
+
+
 def render_github(result: RunResult, out: TextIO) -> AnnotationBatch:
     lines = wf.stop_commands("\n".join(overview_lines(result)))
-    batch = wf.result_annotations(result)
+    batch = wf.result_annotations(result, file_exists=workspace_file_exists)
     lines += batch.lines
     if batch.dropped_total:
         lines.append(
@@ -122,8 +135,13 @@ def render(result: RunResult, fmt: str, out: TextIO | None = None) -> Annotation
 
 
 def message(kind: str, text: str, fmt: str, out: TextIO | None = None) -> None:
-    """One run-level message (e.g. the PR comment could not be posted): an annotation under github."""
-    stream = out if out is not None else sys.stderr
+    """One run-level message (e.g. the PR comment could not be posted): an annotation under github.
+
+    By default an annotation goes to stdout, with every other workflow command: the runner parses
+    both pipes with one parser, so a command on stderr may land inside an open stdout fence and be
+    ignored. Plain messages go to stderr.
+    """
+    stream = out if out is not None else (sys.stdout if fmt == "github" else sys.stderr)
     if fmt == "github" and kind in ("error", "warning", "notice"):
         stream.write(wf.annotation(kind, text, title=wf.TITLE) + "\n")
     else:

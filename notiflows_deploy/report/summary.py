@@ -42,17 +42,31 @@ _OPEN_STATUSES = frozenset({Status.INVALID, Status.CONFLICT, Status.FAILED})
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~!])")
 
 
+_WWW = re.compile(r"(www)\.", re.IGNORECASE)
+
+
+def no_autolinks(escaped: str) -> str:
+    """Keep GFM's extended autolinks (`http://…`, `https://…`, `www.…`) from turning untrusted text
+    into links: the entities render as the same characters, but the autolink rules see `:&#47;&#47;`
+    and `www&#46;`. Apply to text already escaped (the `&` of the entities must stay). Code blocks
+    need nothing: nothing in them is linked."""
+    return _WWW.sub(r"\1&#46;", escaped.replace("://", ":&#47;&#47;"))
+
+
 def md_text(text: str) -> str:
-    """Inline Markdown text, safe in a table cell: one line, no HTML, no emphasis, no pipes, no mentions."""
+    """Inline Markdown text, safe in a table cell: one line, no HTML, no emphasis, no pipes, no
+    mentions, no links (`[]()` is escaped, autolinks are defused)."""
     flat = re.sub(r"\s+", " ", text).strip()
     flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     # A zero-width space after "@" keeps untrusted text from @-mentioning people in a PR comment.
-    return _MD_SPECIAL.sub(r"\\\1", flat).replace("@", "@\u200b")
+    return no_autolinks(_MD_SPECIAL.sub(r"\\\1", flat).replace("@", "@\u200b"))
 
 
 def html_text(text: str) -> str:
     flat = re.sub(r"\s+", " ", text).strip()
-    return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return no_autolinks(
+        flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
 
 
 def code_span(text: str) -> str:
@@ -319,7 +333,7 @@ def _example() -> RunResult:
         head=head,
         notiflows=[
             N("welcome-series", Status.WOULD_UPDATE, ".notiflows/notiflows/welcome-series",
-              remote_sha_before="5e1f0c2b9d8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e", version_before=3, version=4, diff=diff),
+              remote_sha_before="5e1f0c2b9d8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e", version_before=3, version=3, diff=diff),
             N("password-reset", Status.WOULD_CREATE, ".notiflows/notiflows/password-reset",
               version=1, diff="+++ repo\n+{\"name\": \"Password reset\", ...}\n"),
             N("order-shipped", Status.CONFLICT, ".notiflows/notiflows/order-shipped",
