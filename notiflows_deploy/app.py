@@ -78,7 +78,10 @@ class _RedactingLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.setFormatter(logging.Formatter("notiflows-deploy: %(message)s"))
 
     def format(self, record: logging.LogRecord) -> str:
-        return Redactor(self._secrets).text(super().format(record))
+        # One line per record, always starting with our prefix: server text inside a message can never
+        # start a line of its own, so it cannot pass for a workflow command (`::error::...`).
+        text = super().format(record).replace("\r", " ").replace("\n", " ")
+        return Redactor(self._secrets).text(text)
 
 
 def _log_to_stderr(secrets: Iterable[str]) -> None:

@@ -132,3 +132,16 @@ def test_a_renderer_bug_is_one_line_and_exit_1(tmp_path: Path, monkeypatch: pyte
     captured = capsys.readouterr()
     assert "::error::could not write the results (RuntimeError)" in captured.out
     assert "Traceback" not in captured.err
+
+
+def test_log_lines_cannot_start_a_workflow_command(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from notiflows_deploy.app import _log_to_stderr
+
+    _log_to_stderr({"s3cr3t-value"})
+    forged = "oops\n::error::forged\r\n::add-mask::x s3cr3t-value"
+    logging.getLogger("notiflows_deploy.api").warning("server said: %s", forged)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("notiflows-deploy: server said: oops ::error::forged")
+    assert "s3cr3t-value" not in err
