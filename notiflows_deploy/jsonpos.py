@@ -1,15 +1,21 @@
 """JSON with source positions: parse fast, locate lazily.
 
-`parse_json` uses the C decoder (fast path for the common, valid case) and refuses duplicate keys
-and excessive nesting. Positions are computed only when a problem needs one: `ParsedJson.locate`
-walks the text once with a small position-tracking scanner and caches every value's line/column,
-so a JSON pointer from a schema error maps back to the exact place in the file.
+`parse_json` uses the C decoder (fast path for the common, valid case) and refuses duplicate keys,
+excessive nesting and the non-standard `NaN`/`Infinity` (also a number too big for a float, such as
+`1e400`): each is a syntax error at the offending token. Positions are computed only when a
+problem needs one: `ParsedJson.locate` walks the text once with a small position-tracking scanner
+and caches every value's line/column, so a JSON pointer from a schema error maps back to the exact
+place in the file; `locate_in_string` goes on to a character inside a string value, escapes and
+all. `ParsedJson.with_value` pairs the same text (and positions) with a derived value, e.g. the
+document after `${NAME}` substitution.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +26,10 @@ MAX_DEPTH = 64
 _WS = re.compile(r"[ \t\n\r]*")
 _STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrtu])*"')  # validity already proven by json.loads
 _SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null")
+# Tokens outside strings, for the error paths only (strings are skipped whole, escapes and all).
+_LOOSE_STRING = r'"(?:[^"\\]|\\.)*"'
+_BRACKETS = re.compile(_LOOSE_STRING + r"|[\[{]|[\]}]")
+_NUMBERS = re.compile(_LOOSE_STRING + r"|-?Infinity|NaN|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 
 class JsonSyntaxError(ValueError):
@@ -28,6 +38,21 @@ class JsonSyntaxError(ValueError):
         self.message = message
         self.line = line
         self.column = column
+
+
+class _BadNumber(ValueError):
+    """A number JSON cannot carry (NaN, Infinity, 1e400): raised from the decoder's hooks."""
+
+
+def _no_constants(name: str) -> Any:
+    raise _BadNumber(name)
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _BadNumber(literal)
+    return value
 
 
 class _DuplicateKey(ValueError):
@@ -65,17 +90,41 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
 
 
 @dataclass
+class _Positions:
+    """Offsets of every value and key by path; filled on first use, shared by `with_value` copies."""
+
+    values: dict[Path, int] | None = None
+    keys: dict[Path, int] = field(default_factory=dict)
+
+
+@dataclass
 class ParsedJson:
     text: str
     value: Any
-    _values: dict[Path, int] | None = field(default=None, repr=False)
-    _keys: dict[Path, int] = field(default_factory=dict, repr=False)
+    # For a derived value (`with_value`): the text as written of each string that differs from the
+    # file's (a substituted "${CT}"), and the strings whose final value is not known (a variable unset).
+    raw_strings: Mapping[Path, str] = field(default_factory=dict)
+    unresolved: frozenset[Path] = frozenset()
+    _positions: _Positions = field(default_factory=_Positions, repr=False)
+
+    def with_value(
+        self, value: Any, *, raw_strings: Mapping[Path, str] | None = None, unresolved: frozenset[Path] = frozenset()
+    ) -> ParsedJson:
+        """The same text and positions with another value of the same shape (same paths)."""
+        return ParsedJson(self.text, value, dict(raw_strings or {}), unresolved, self._positions)
 
     def _index(self) -> dict[Path, int]:
-        if self._values is None:
-            self._values = {}
-            _Scanner(self.text, self._values, self._keys).scan()
-        return self._values
+        positions = self._positions
+        if positions.values is None:
+            values: dict[Path, int] = {}
+            _Scanner(self.text, values, positions.keys).scan()
+            positions.values = values
+        return positions.values
+
+    @property
+    def _keys(self) -> dict[Path, int]:
+        self._index()
+        return self._positions.keys
 
     def locate(self, path: Path, *, key: bool = False) -> tuple[int, int]:
         """Line and column (1-based) of the value at `path` (or of its key when `key`).
@@ -90,23 +139,101 @@ class ParsedJson:
             probe = probe[:-1]
         return _line_col(self.text, values.get(probe, 0))
 
+    def locate_in_string(self, path: Path, offset: int) -> tuple[int, int]:
+        """Line and column of character `offset` (0-based, in the decoded string) of the string at `path`.
+
+        Escapes count as the one character they stand for (`\\n`, `\\"`, `\\u00e9`, a surrogate pair).
+        Falls back to `locate(path)` when `path` is not a string in the text.
+        """
+        values = self._index()
+        start = values.get(tuple(path))
+        if start is None or not self.text.startswith('"', start):
+            return self.locate(path)
+        return _line_col(self.text, _raw_offset(self.text, start, offset))
+
+
+def _raw_offset(text: str, start: int, decoded: int) -> int:
+    """Offset in `text` of decoded character `decoded` of the JSON string literal starting at `start`."""
+    pos, count = start + 1, 0
+    while count < decoded and pos < len(text) and text[pos] != '"':
+        if text[pos] != "\\":
+            pos += 1
+        elif text.startswith("u", pos + 1):
+            pos += 12 if _surrogate_pair(text, pos) else 6
+        else:
+            pos += 2
+        count += 1
+    return pos
+
+
+def _surrogate_pair(text: str, pos: int) -> bool:
+    """Whether the `\\uXXXX` at `pos` is a high surrogate followed by a `\\uXXXX` low one (one character)."""
+    try:
+        high = int(text[pos + 2 : pos + 6], 16)
+        low = int(text[pos + 8 : pos + 12], 16) if text.startswith("\\u", pos + 6) else -1
+    except ValueError:
+        return False
+    return 0xD800 <= high < 0xDC00 and 0xDC00 <= low < 0xE000
+
 
 def parse_json(text: str, *, max_depth: int = MAX_DEPTH) -> ParsedJson:
     """Parse `text`; raise JsonSyntaxError with the position of the first problem."""
     if not text.strip():
         raise JsonSyntaxError("the file is empty; a notiflow.json must hold a JSON object", 1, 1)
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates)
+        value = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_float=_finite_float
+        )
     except json.JSONDecodeError as exc:
         raise JsonSyntaxError(_explain(exc), exc.lineno, exc.colno) from None
     except _DuplicateKey as exc:
         line, col = _find_duplicate(text, exc.key)
         raise JsonSyntaxError(f"duplicate key {exc.key!r}: JSON keeps only the last one", line, col) from None
+    except _BadNumber as exc:
+        raise _bad_number(text, str(exc)) from None
     except RecursionError:
-        raise JsonSyntaxError(f"the JSON is nested more than {max_depth} levels deep", 1, 1) from None
+        raise _too_deep(text, max_depth) from None
+    except ValueError as exc:  # an integer of thousands of digits (int's conversion limit)
+        raise _bad_number(text, "", str(exc)) from None
     if _depth(value) > max_depth:
-        raise JsonSyntaxError(f"the JSON is nested more than {max_depth} levels deep", 1, 1)
+        raise _too_deep(text, max_depth)
     return ParsedJson(text, value)
+
+
+def _too_deep(text: str, max_depth: int) -> JsonSyntaxError:
+    """The error at the bracket that opens level `max_depth` + 1."""
+    depth = 0
+    offset = 0
+    for m in _BRACKETS.finditer(text):
+        token = m.group(0)
+        if token in "[{":
+            depth += 1
+            if depth > max_depth:
+                offset = m.start()
+                break
+        elif token in "]}":
+            depth -= 1
+    line, column = _line_col(text, offset)
+    return JsonSyntaxError(
+        f"the JSON is nested more than {max_depth} levels deep (this bracket opens level {max_depth + 1})",
+        line, column,
+    )
+
+
+def _bad_number(text: str, literal: str, detail: str = "") -> JsonSyntaxError:
+    """The error at the first number literal JSON cannot carry: `literal`, or (when "") one too long."""
+    is_bad: Callable[[str], bool] = (
+        (lambda token: token == literal) if literal else (lambda token: len(token) > 4000 and token[-1].isdigit())
+    )
+    offset = next((m.start() for m in _NUMBERS.finditer(text) if m.group(0)[0] != '"' and is_bad(m.group(0))), 0)
+    line, column = _line_col(text, offset)
+    if literal in ("NaN", "Infinity", "-Infinity"):
+        message = f"{literal} is not valid JSON; write a number, or null"
+    elif literal:
+        message = f"the number {literal[:20]}{'...' if len(literal) > 20 else ''} is too large for JSON"
+    else:
+        message = f"a number with too many digits ({detail.split(':')[0].lower()})"
+    return JsonSyntaxError(message, line, column)
 
 
 def _explain(exc: json.JSONDecodeError) -> str:

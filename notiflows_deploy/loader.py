@@ -17,6 +17,14 @@ whose file substituted a value is recorded as `body`), so diffs can mask those f
 the server may still hold a rotated secret's old value, which no longer is in the environment. Each such
 field's text as written (`raw_substituted`, e.g. ``Call ${SUPPORT_PHONE} now``) lets a diff show the
 field's other text with only the variables masked, on any side whose value fits it.
+
+The schema and the format rules check the document after substitution (what is pushed), located
+in the file as written; a string whose substitution failed (an unset variable, reported at the
+`${` itself) is judged only by its type, and messages quote substituted strings as written.
+
+Files are checked before they are read: anything but a regular file (a FIFO would block for
+ever) is refused unopened, and a file over `max_bytes` is refused by its size when the tree knows
+it. A directory name that is not UTF-8 becomes a printable handle (`caf\\xe9`) and is refused.
 """
 
 from __future__ import annotations
@@ -29,9 +37,10 @@ from typing import Any, Protocol
 
 from notiflows_deploy import envsubst
 from notiflows_deploy.diff import SecretPath, secret_path_map, secret_paths_from_payload
-from notiflows_deploy.files import EntryKind, Tree
+from notiflows_deploy.files import EntryKind, FileTooLarge, Tree, read_capped
 from notiflows_deploy.jsonpos import JsonSyntaxError, ParsedJson, parse_json
 from notiflows_deploy.model import Problem, Severity
+from notiflows_deploy.rules import article
 
 NOTIFLOW_FILE = "notiflow.json"
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
@@ -42,6 +51,7 @@ STRIPPED_KEYS = ("$schema", "__meta")
 _HANDLE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _DRIVE = re.compile(r"[A-Za-z]:")
 _BOM = b"\xef\xbb\xbf"
+_BYTE_ESCAPE = re.compile(r"\\x[0-9a-f]{2}")
 
 JsonPath = tuple[str | int, ...]
 
@@ -105,12 +115,27 @@ def suggest_handle(name: str) -> str:
     return "-".join(re.findall(r"[a-z0-9]+", name.lower()))
 
 
+def printable_name(name: str) -> str:
+    """`name` as printable text: bytes that are not UTF-8 (surrogate escapes from os.listdir) as \\xNN."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
+            return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return name
+
+
 def list_handles(tree: Tree, notiflows_root: str) -> list[str]:
-    """Names of the directories (and symlinks, refused when loaded) directly under `notiflows_root`."""
+    """Names of the directories (and symlinks, refused when loaded) directly under `notiflows_root`.
+
+    A name that is not UTF-8 comes back printable (`caf\\xe9`), and loading it reports it as invalid.
+    """
     if tree.kind(notiflows_root) is not EntryKind.DIR:
         return []
     return sorted(
-        name
+        printable_name(name)
         for name in tree.listdir(notiflows_root)
         if tree.kind(posixpath.join(notiflows_root, name)) in (EntryKind.DIR, EntryKind.SYMLINK)
     )
@@ -154,13 +179,17 @@ class _Decoded:
     column: int = 1
 
 
+def _too_large(what: str, size: int, max_bytes: int, code_prefix: str) -> _Refusal:
+    return _Refusal(
+        f"{code_prefix}-too-large",
+        f"{what} is {size:,} bytes, over the limit of {max_bytes:,} bytes",
+        "keep notiflow files small; large content does not belong in a template",
+    )
+
+
 def _decode(data: bytes, *, what: str, max_bytes: int, code_prefix: str) -> _Decoded:
     if len(data) > max_bytes:
-        return _Decoded(refusal=_Refusal(
-            f"{code_prefix}-too-large",
-            f"{what} is {len(data):,} bytes, over the limit of {max_bytes:,} bytes",
-            "keep notiflow files small; large content does not belong in a template",
-        ))
+        return _Decoded(refusal=_too_large(what, len(data), max_bytes, code_prefix))
     if data.startswith(_BOM):  # tolerated (some editors add it) and not part of the content
         data = data[len(_BOM):]
     try:
@@ -267,7 +296,14 @@ def _resolve(tree: Tree, base: str, pointer: str, subject: str = "") -> _Resolve
             ))
         resolved.append(comp)
     final = posixpath.join(base, *resolved)
-    if tree.kind(final) is not EntryKind.FILE:
+    final_kind = tree.kind(final)
+    if final_kind is EntryKind.SPECIAL:  # never opened: a FIFO would block the run for ever
+        return _Resolved(refusal=_Refusal(
+            "pointer-not-regular", f"{subject} is not a regular file (a named pipe, socket or device); "
+            "it was not read",
+            "replace it with a regular file holding the content",
+        ))
+    if final_kind is not EntryKind.FILE:
         return _Resolved(refusal=_Refusal(
             "pointer-not-file", f"{subject} names a directory, not a file",
             "point at the extracted file itself, e.g. steps/email_1/body.html",
@@ -286,8 +322,14 @@ def _link_escapes(subject: str) -> _Refusal:
 # --- the loader ---------------------------------------------------------------------------------
 
 
-def _channel_type(step: Mapping[str, Any], template: Mapping[str, Any]) -> Any:
-    return template.get("channel_type", step.get("channel_type"))
+def _channel_type(step: Mapping[str, Any], template: Mapping[str, Any]) -> str | None:
+    """The template's channel type, else the step's; None when it is not a string (the schema says so)."""
+    value = template.get("channel_type", step.get("channel_type"))
+    return value if isinstance(value, str) else None
+
+
+def _body_required(channel_type: str | None) -> bool:
+    return channel_type not in BODY_OPTIONAL_CHANNELS  # an unknown channel type needs one too
 
 
 class _Loader:
@@ -309,6 +351,8 @@ class _Loader:
         self.secrets: set[str] = set()
         self.substituted: set[JsonPath] = set()  # payload paths
         self.raw: dict[JsonPath, str] = {}  # payload path -> its text before substitution
+        self.written: dict[JsonPath, str] = {}  # document path -> text as written, of each string that changed
+        self.unresolved: set[JsonPath] = set()  # strings whose value is unknown (a variable unset)
         self.parsed: ParsedJson | None = None
         self.checked_conflicts: set[tuple[int, int]] = set()  # KEY/KEY@ clashes the checker already reported
 
@@ -321,6 +365,12 @@ class _Loader:
     def error_at(self, path: JsonPath, code: str, message: str, *, hint: str = "", key: bool = False) -> None:
         assert self.parsed is not None
         line, column = self.parsed.locate(path, key=key)
+        self.error(code, message, line=line, column=column, hint=hint)
+
+    def error_in_string(self, path: JsonPath, offset: int, code: str, message: str, *, hint: str = "") -> None:
+        """An error at character `offset` of the string value at `path` (e.g. at a `${`)."""
+        assert self.parsed is not None
+        line, column = self.parsed.locate_in_string(path, offset)
         self.error(code, message, line=line, column=column, hint=hint)
 
     def result(self, document: dict[str, Any] | None, payload: dict[str, Any] | None) -> LoadedNotiflow:
@@ -348,15 +398,8 @@ class _Loader:
     # steps
 
     def load(self) -> LoadedNotiflow:
-        if not is_valid_handle(self.handle):
-            suggestion = suggest_handle(self.handle)
-            hint = (f'rename the directory to "{suggestion}"' if suggestion and suggestion != self.handle
-                    else "rename the directory: lowercase letters, digits and single hyphens (e.g. welcome-series)")
-            self.error("handle-invalid",
-                       f'"{self.handle}" is not a valid notiflow handle: the directory name is the handle and may '
-                       "hold only lowercase letters, digits and single hyphens (no underscores)", hint=hint)
-            if self.handle in ("", ".", "..") or "/" in self.handle or "\\" in self.handle:
-                return self.result(None, None)  # not a directory name: never read outside notiflows_root
+        if not is_valid_handle(self.handle) and not self.invalid_handle():
+            return self.result(None, None)
         kind = self.tree.kind(self.dir)
         if kind is EntryKind.SYMLINK:
             self.error("notiflow-dir-symlink", f"the notiflow directory {self.prefix + self.dir} is a symlink",
@@ -379,12 +422,38 @@ class _Loader:
             self.error("json-not-object", f"{NOTIFLOW_FILE} must hold a JSON object, not {_json_type(document)}",
                        hint='start with {"name": ..., "steps": [...]}')
             return self.result(None, None)
+        pushed = self.substituted_document(document)
+        self.parsed = self.parsed.with_value(pushed, raw_strings=self.written, unresolved=frozenset(self.unresolved))
         if self.checker is not None:
             checked = self.checker.check(self.parsed, file=self.file)
             self.problems.extend(checked)
             self.checked_conflicts = {(p.line, p.column) for p in checked if p.code.endswith("conflict")}
-        payload = self.build_payload(document)
+        payload = self.build_payload(pushed)
         return self.result(document, payload)
+
+    def invalid_handle(self) -> bool:
+        """Report the invalid handle; whether the directory may still be read (for its other problems)."""
+        written = self.handle
+        printable = printable_name(written)
+        if printable != written or _BYTE_ESCAPE.search(written):
+            self.handle = printable  # reports must never carry surrogate escapes
+            self.dir = posixpath.join(posixpath.dirname(self.dir), printable)
+            self.file_rel = posixpath.join(self.dir, NOTIFLOW_FILE)
+            self.file = self.prefix + self.file_rel
+            self.error("handle-invalid",
+                       f'"{printable}" is not a valid notiflow handle: the directory name is not valid UTF-8 '
+                       "(each byte that is not is shown as \\xNN); a handle holds only lowercase letters, digits "
+                       "and single hyphens",
+                       hint="rename the directory, e.g. to welcome-series")
+            return False
+        suggestion = suggest_handle(written)
+        hint = (f'rename the directory to "{suggestion}"' if suggestion and suggestion != written
+                else "rename the directory: lowercase letters, digits and single hyphens (e.g. welcome-series)")
+        self.error("handle-invalid",
+                   f'"{written}" is not a valid notiflow handle: the directory name is the handle and may '
+                   "hold only lowercase letters, digits and single hyphens (no underscores)", hint=hint)
+        # Not a directory name: never read outside notiflows_root.
+        return not (written in ("", ".", "..") or "/" in written or "\\" in written)
 
     def read_document(self) -> str | None:
         # notiflow.json may itself be a link, to a file inside the notiflow directory only.
@@ -399,7 +468,11 @@ class _Loader:
                 self.error(code, found.refusal.message, hint=found.refusal.hint)
             return None
         try:
-            data = self.tree.read_bytes(found.path)
+            data = read_capped(self.tree, found.path, self.max_bytes)
+        except FileTooLarge as exc:
+            r = _too_large(NOTIFLOW_FILE, exc.size, self.max_bytes, "notiflow-json")
+            self.error(r.code, r.message, hint=r.hint)
+            return None
         except OSError as exc:
             self.error("notiflow-json-unreadable", f"cannot read {NOTIFLOW_FILE}: {exc.strerror or exc}")
             return None
@@ -415,6 +488,77 @@ class _Loader:
             return None
         return decoded.text
 
+    # substitution: the document as it is pushed, same shape and paths
+
+    def substituted_document(self, document: dict[str, Any]) -> dict[str, Any]:
+        """`document` with `${NAME}` substituted wherever the payload gets it (not in `$schema`, `__meta`,
+        keys or pointer paths). Records what changed, what stayed unknown, and every problem."""
+        assert self.parsed is not None
+        text = self.parsed.text
+        if "${" not in text and "\\u" not in text:
+            return document  # no string holds a reference (an escaped "\\u0024{" could): the common case
+        out: dict[str, Any] = {}
+        for key, value in document.items():
+            if key in STRIPPED_KEYS:
+                out[key] = value
+            elif key == "steps" and isinstance(value, list):
+                out[key] = [self.substituted_step(("steps", i), s) for i, s in enumerate(value)]
+            else:
+                out[key] = self.substituted_value((key,), value)
+        return out
+
+    def substituted_step(self, path: JsonPath, step: Any) -> Any:
+        if not isinstance(step, dict):
+            return self.substituted_value(path, step)
+        out: dict[str, Any] = {}
+        for key, value in step.items():
+            if key == "template" and isinstance(value, dict):
+                out[key] = {
+                    tkey: self.substituted_data((*path, key, tkey), tvalue) if tkey == "data"
+                    else self.substituted_value((*path, key, tkey), tvalue)
+                    for tkey, tvalue in value.items()
+                }
+            else:
+                out[key] = self.substituted_value((*path, key), value)
+        return out
+
+    def substituted_data(self, path: JsonPath, node: Any) -> Any:
+        """Template data: like `substituted_value`, but a `KEY@` pointer's path is taken literally."""
+        if isinstance(node, dict):
+            return {k: v if k.endswith("@") else self.substituted_data((*path, k), v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.substituted_data((*path, i), v) for i, v in enumerate(node)]
+        return self.substituted_value(path, node)
+
+    def substituted_value(self, path: JsonPath, node: Any) -> Any:
+        """A copy of `node` with variables substituted in every string (never in keys)."""
+        if isinstance(node, str):
+            return self.substituted_string(path, node) if "${" in node else node
+        if isinstance(node, dict):
+            return {k: self.substituted_value((*path, k), v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.substituted_value((*path, i), v) for i, v in enumerate(node)]
+        return node
+
+    def substituted_string(self, path: JsonPath, node: str) -> str:
+        if not self.substitute:
+            self.unresolved.add(path)  # its value is whatever the environment will say
+            return node
+        sub = envsubst.substitute(node, self.env)
+        self.secrets |= sub.values
+        if sub.names:
+            self.substituted.add(path)
+            self.raw[path] = node
+        if sub.text != node or sub.issues:
+            self.written[path] = node
+        if sub.issues:
+            self.unresolved.add(path)
+        for issue in sub.issues:
+            self.error_in_string(path, issue.offset, issue.code, issue.message(), hint=issue.hint())
+        return sub.text
+
+    # the payload: the substituted document without $schema/__meta, with every pointer resolved
+
     def build_payload(self, document: dict[str, Any]) -> dict[str, Any]:
         payload: dict[str, Any] = {}
         for key, value in document.items():
@@ -423,13 +567,13 @@ class _Loader:
             if key == "steps" and isinstance(value, list):
                 payload[key] = [self.step(i, s) for i, s in enumerate(value)]
             else:
-                payload[key] = self.value((key,), value)
+                payload[key] = _copy(value)
         return payload
 
     def step(self, index: int, step: Any) -> Any:
         path: JsonPath = ("steps", index)
         if not isinstance(step, dict):
-            return self.value(path, step)
+            return _copy(step)
         out: dict[str, Any] = {}
         for key, value in step.items():
             if key == "template" and isinstance(value, dict):
@@ -439,18 +583,18 @@ class _Loader:
                     if tkey == "data" and isinstance(tvalue, dict):
                         template[tkey] = self.data(tpath, tvalue, _channel_type(step, value), top=True)
                     else:
-                        template[tkey] = self.value(tpath, tvalue)
+                        template[tkey] = _copy(tvalue)
                 out[key] = template
             else:
-                out[key] = self.value((*path, key), value)
+                out[key] = _copy(value)
         return out
 
-    def data(self, path: JsonPath, node: Any, channel_type: Any, *, top: bool = False) -> Any:
+    def data(self, path: JsonPath, node: Any, channel_type: str | None, *, top: bool = False) -> Any:
         """A copy of template data with every KEY@ pointer (at any depth) resolved."""
         if isinstance(node, list):
             return [self.data((*path, i), v, channel_type) for i, v in enumerate(node)]
         if not isinstance(node, dict):
-            return self.value(path, node)
+            return node
         out: dict[str, Any] = {}
         for key, value in node.items():
             if not key.endswith("@"):
@@ -478,12 +622,21 @@ class _Loader:
             text = self.extract((*path, key), value, (*path, target))
             if text is None:
                 continue
-            if top and target == "body" and not text.strip() and channel_type not in BODY_OPTIONAL_CHANNELS:
+            if top and target == "body" and not text.strip() and _body_required(channel_type):
                 self.error_at((*path, key), "body-empty",
-                              f"the body file {value!r} is empty; a {channel_type or 'channel'} template needs a body",
+                              f"the body file {value!r} is empty; {self.template_kind(path, channel_type)} "
+                              "needs a body",
                               hint="write the template body into the file")
             out[target] = text
         return out
+
+    def template_kind(self, data_path: JsonPath, channel_type: str | None) -> str:
+        """ "an email template"; a substituted channel type is not spelled out (its value may be secret)."""
+        step_path, template_path = data_path[:-2], data_path[:-1]
+        written = any((*where, "channel_type") in self.written for where in (step_path, template_path))
+        if channel_type is None or written:
+            return "a channel template"
+        return f"{article(channel_type)} {channel_type} template"
 
     def extract(self, path: JsonPath, pointer: str, payload_path: JsonPath) -> str | None:
         found = _resolve(self.tree, self.dir, pointer)
@@ -492,13 +645,18 @@ class _Loader:
             r = found.refusal
             self.error_at(path, r.code, r.message, hint=r.hint)
             return None
+        what = f"the file {pointer!r}"
         try:
-            data = self.tree.read_bytes(found.path)
+            data = read_capped(self.tree, found.path, self.max_bytes)
+        except FileTooLarge as exc:
+            r = _too_large(what, exc.size, self.max_bytes, "pointer")
+            self.error_at(path, r.code, r.message, hint=r.hint)
+            return None
         except OSError as exc:
             self.error_at(path, "pointer-unreadable", f"cannot read {pointer!r}: {exc.strerror or exc}")
             return None
         shown = self.prefix + found.path
-        decoded = _decode(data, what=f"the file {pointer!r}", max_bytes=self.max_bytes, code_prefix="pointer")
+        decoded = _decode(data, what=what, max_bytes=self.max_bytes, code_prefix="pointer")
         if decoded.refusal is not None:
             r = decoded.refusal
             if r.code == "pointer-not-utf8":  # points into the extracted file itself
@@ -520,24 +678,14 @@ class _Loader:
                        hint=issue.hint())
         return sub.text
 
-    def value(self, path: JsonPath, node: Any) -> Any:
-        """A copy of `node` with variables substituted in every string (never in keys)."""
-        if isinstance(node, str):
-            if not self.substitute or "${" not in node:
-                return node
-            sub = envsubst.substitute(node, self.env)
-            self.secrets |= sub.values
-            if sub.names:
-                self.substituted.add(path)
-                self.raw[path] = node
-            for issue in sub.issues:
-                self.error_at(path, issue.code, issue.message(), hint=issue.hint())
-            return sub.text
-        if isinstance(node, dict):
-            return {k: self.value((*path, k), v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [self.value((*path, i), v) for i, v in enumerate(node)]
-        return node
+
+def _copy(node: Any) -> Any:
+    """A deep copy of decoded JSON (the payload never shares containers with the document)."""
+    if isinstance(node, dict):
+        return {k: _copy(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_copy(v) for v in node]
+    return node
 
 
 def _json_type(value: Any) -> str:

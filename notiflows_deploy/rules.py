@@ -2,7 +2,11 @@
 
 Pure: takes the decoded document, returns `Finding`s carrying a JSON path (no positions, no I/O);
 `validate.DocumentChecker` turns them into located `Problem`s. Every rule is defensive: it runs on
-documents that already failed the schema and skips anything that is not the expected type.
+documents that already failed the schema and skips anything that is not the expected type
+(a list where a string belongs is never hashed or compared).
+
+The document is the one that is pushed (after `${NAME}` substitution); `raw` maps the path of
+each substituted string to its text as written, and messages quote that text, never the value.
 
 | code                     | severity | what                                                                  |
 |--------------------------|----------|-----------------------------------------------------------------------|
@@ -36,8 +40,8 @@ import difflib
 import posixpath
 import re
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .model import Severity
@@ -73,6 +77,7 @@ class Finding:
 class _Step:
     index: int
     data: dict[str, Any]
+    raw: Mapping[Path, str] = field(default_factory=dict, repr=False)  # substituted strings as written
 
     @property
     def path(self) -> Path:
@@ -81,6 +86,17 @@ class _Step:
     def str_field(self, name: str) -> str | None:
         value = self.data.get(name)
         return value if isinstance(value, str) else None
+
+    def text(self, value: str, *where: str | int) -> str:
+        """`value`, found at `where` inside this step, as a message may show it (as written)."""
+        return self.raw.get((*self.path, *where), value)
+
+    def show(self, value: str, *where: str | int) -> str:
+        """`text` quoted, as in the messages: 'email_1' or '${HANDLE}'."""
+        return repr(self.text(value, *where))
+
+    def substituted(self, *where: str | int) -> bool:
+        return (*self.path, *where) in self.raw
 
     @property
     def handle(self) -> str | None:
@@ -113,12 +129,23 @@ class _Step:
     def branch_handles(self) -> set[str]:
         return {b["handle"] for _, b in self.branches() if isinstance(b.get("handle"), str)}
 
+    def shown_branch_handles(self) -> list[str]:
+        """This condition's branch handles as a message may show them, sorted."""
+        return sorted({
+            self.text(b["handle"], "settings", "branches", i, "handle")
+            for i, b in self.branches() if isinstance(b.get("handle"), str)
+        })
 
-def check_rules(document: Any) -> list[Finding]:
-    """Every format-rule finding for `document` (the decoded notiflow.json), in document order."""
+
+def check_rules(document: Any, *, raw: Mapping[Path, str] | None = None) -> list[Finding]:
+    """Every format-rule finding for `document` (the decoded notiflow.json), in document order.
+
+    `raw`: the text as written of every substituted string, by path (quoted instead of the value).
+    """
     if not isinstance(document, dict) or not isinstance(document.get("steps"), list):
         return []
-    steps = [_Step(i, s) for i, s in enumerate(document["steps"]) if isinstance(s, dict)]
+    written = raw or {}
+    steps = [_Step(i, s, written) for i, s in enumerate(document["steps"]) if isinstance(s, dict)]
     findings: list[Finding] = []
     for rule in (_terminal_steps, _handles, _tree, _positions, _branches, _templates):
         findings.extend(rule(steps))
@@ -184,7 +211,8 @@ def _handles(steps: list[_Step]) -> Iterator[Finding]:
             yield Finding(
                 "step-handle-duplicate",
                 (*step.path, "handle"),
-                f"{_name(step)}.handle: {handle!r} is already the handle of steps[{first[handle].index}]",
+                f"{_name(step)}.handle: {step.show(handle, 'handle')} is already the handle of "
+                f"steps[{first[handle].index}]",
                 hint="step handles must be unique within a notiflow",
             )
             continue
@@ -193,7 +221,7 @@ def _handles(steps: list[_Step]) -> Iterator[Finding]:
             yield Finding(
                 "step-handle-style",
                 (*step.path, "handle"),
-                f"{_name(step)}.handle: {handle!r} does not follow the documented handle pattern "
+                f"{_name(step)}.handle: {step.show(handle, 'handle')} does not follow the documented handle pattern "
                 f"^[a-z_]+(_\\d+)?$ (e.g. email_1); the server may refuse it",
                 severity=Severity.WARNING,
             )
@@ -212,29 +240,32 @@ def _tree(steps: list[_Step]) -> Iterator[Finding]:
         parent = by_handle.get(parent_handle)
         where = (*step.path, "parent_step_handle")
         if parent is None:
-            close = _close(parent_handle, [s.handle for s in steps if s.type == "condition" and s.handle])
+            close = "" if step.substituted("parent_step_handle") else _close(parent_handle, [
+                s.handle for s in steps if s.type == "condition" and s.handle and not s.substituted("handle")
+            ])
             yield Finding(
                 "parent-unknown",
                 where,
-                f"{_name(step)}.parent_step_handle: no step has the handle {parent_handle!r}, "
-                "so this step is orphaned",
+                f"{_name(step)}.parent_step_handle: no step has the handle "
+                f"{step.show(parent_handle, 'parent_step_handle')}, so this step is orphaned",
                 hint=close,
             )
         elif parent.type != "condition" and parent.type in STEP_TYPES:  # an unknown type is the schema's
             yield Finding(
                 "parent-not-condition",
                 where,
-                f"{_name(step)}.parent_step_handle: {parent_handle!r} is a {parent.type!r} step; "
-                "only condition steps have branches",
+                f"{_name(step)}.parent_step_handle: {step.show(parent_handle, 'parent_step_handle')} is a "
+                f"{parent.show(parent.type, 'type')} step; only condition steps have branches",
             )
         elif step.branch is not None and step.branch not in parent.branch_handles():
-            branches = sorted(parent.branch_handles())
+            branches = parent.shown_branch_handles()
             yield Finding(
                 "branch-unknown",
                 (*step.path, "branch_handle"),
-                f"{_name(step)}.branch_handle: condition {parent_handle!r} has no branch {step.branch!r}"
+                f"{_name(step)}.branch_handle: condition {step.show(parent_handle, 'parent_step_handle')} has no "
+                f"branch {step.show(step.branch, 'branch_handle')}"
                 + (f" (its branches: {', '.join(branches)})" if branches else ""),
-                hint=_close(step.branch, branches),
+                hint="" if step.substituted("branch_handle") else _close(step.branch, branches),
             )
 
     # Cycles: follow each chain; report a loop once, on the step of the loop that comes first.
@@ -254,7 +285,7 @@ def _tree(steps: list[_Step]) -> Iterator[Finding]:
                 "step-cycle",
                 (*step.path, "parent_step_handle"),
                 f"{_name(step)}.parent_step_handle: the parent chain loops: "
-                + " -> ".join([*loop, loop[0]]),
+                + " -> ".join(by_handle[h].text(h, "handle") for h in [*loop, loop[0]]),
                 hint="a branch child cannot contain its own ancestor",
             )
 
@@ -289,7 +320,7 @@ def _positions(steps: list[_Step]) -> Iterator[Finding]:
         else:
             unusable.add(scope_key)
     for (parent, branch), members in scopes.items():
-        scope = "the root sequence" if parent is None and branch is None else f"branch {parent}/{branch}"
+        scope = _scope_name(members[0])
         counts = Counter(s.position for s in members)
         if any(n > 1 for n in counts.values()):
             seen: dict[int, _Step] = {}
@@ -338,7 +369,8 @@ def _branches(steps: list[_Step]) -> Iterator[Finding]:
                 yield Finding(
                     "branch-handle-duplicate",
                     (*step.path, "settings", "branches", i, "handle"),
-                    f"{_name(step)}.settings.branches[{i}].handle: {handle!r} is already used by "
+                    f"{_name(step)}.settings.branches[{i}].handle: "
+                    f"{step.show(handle, 'settings', 'branches', i, 'handle')} is already used by "
                     f"branches[{seen[handle]}]",
                     hint="branch handles must be unique within a condition step",
                 )
@@ -370,10 +402,12 @@ def _templates(steps: list[_Step]) -> Iterator[Finding]:
             yield Finding(
                 "template-channel-mismatch",
                 (*step.path, "template", "channel_type"),
-                f"{_name(step)}.template.channel_type: {template_channel!r} does not match the step's "
-                f"channel_type {step_channel!r}",
+                f"{_name(step)}.template.channel_type: {step.show(template_channel, 'template', 'channel_type')} "
+                f"does not match the step's channel_type {step.show(step_channel, 'channel_type')}",
             )
         channel = template_channel if isinstance(template_channel, str) else step_channel
+        channel_shown = (step.text(template_channel, "template", "channel_type") if isinstance(template_channel, str)
+                         else step.text(step_channel or "", "channel_type"))
         data = template.get("data")
         if not isinstance(data, dict):
             continue
@@ -392,15 +426,37 @@ def _templates(steps: list[_Step]) -> Iterator[Finding]:
                 yield Finding(
                     "body-extension",
                     (*step.path, "template", "data", "body@"),
-                    f"{_name(step)}.template.data.body@: the body file of a {channel} step should end in {expected}, "
-                    f"not {ext or '(no extension)'!s}",
+                    f"{_name(step)}.template.data.body@: the body file of {article(channel_shown)} "
+                    f"{channel_shown} step should end in {expected}, not {ext or '(no extension)'!s}",
                     severity=Severity.WARNING,
-                    hint=f"rename it to steps/{step.handle or '<handle>'}/body{expected}",
+                    hint=f"rename it to steps/{_plain_handle(step)}/body{expected}",
                 )
 
 
 def _name(step: _Step) -> str:
     return f"steps[{step.index}]"
+
+
+def _scope_name(step: _Step) -> str:
+    """The scope `step` is in, for messages: "the root sequence" or "branch <parent>/<branch>" (as written)."""
+    parent, branch = step.parent, step.branch
+    if parent is None and branch is None:
+        return "the root sequence"
+    shown_parent = step.text(parent, "parent_step_handle") if parent is not None else "None"
+    shown_branch = step.text(branch, "branch_handle") if branch is not None else "None"
+    return f"branch {shown_parent}/{shown_branch}"
+
+
+def _plain_handle(step: _Step) -> str:
+    """The step's handle for a path in a hint; a substituted one is not spelled out."""
+    handle = step.handle
+    return handle if handle is not None and not step.substituted("handle") else "<handle>"
+
+
+def article(word: str) -> str:
+    """ "a" or "an" before `word`: "an email step", "an in_app step", "an sms step" (read "an SMS")."""
+    first = word[:1].lower()
+    return "an" if (first and first in "aeio") or word.lower().startswith("sms") else "a"
 
 
 def _close(word: str, options: list[str]) -> str:

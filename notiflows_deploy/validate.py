@@ -7,6 +7,13 @@ Positions are computed only when there is a problem, so valid documents stay on 
 Usage: `checker, source = SchemaStore(...).for_document(parsed.value)` then
 `checker.check(parsed, file="...")`. Errors come before warnings at the same position.
 
+The document checked is `parsed.value`: the loader passes the document after `${NAME}`
+substitution (the payload that is pushed), paired with the file's text for positions. A message
+about a substituted string shows the string as written (`"${CT}"`), never its value
+(`parsed.raw_strings`). A string whose value is not known (a variable is unset: the loader
+reports that) gets no value-based problem (enum, const, pattern, length, and the format rules
+located at it): only its type can still be judged.
+
 For anyOf/oneOf failures only the best match (jsonschema's `best_match`) is reported. A missing
 required property is dropped when the same object has an unknown key that is a near-miss of it
 (`"unit": "day"` is one problem: unknown "unit", did you mean "duration_unit"?).
@@ -35,7 +42,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +75,8 @@ PATTERN_HINTS: dict[str, str] = {
     "handle": "use lowercase letters, digits and underscores, starting with a letter or '_' (e.g. email_1)",
 }
 _IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_@$]*$")
+# Codes that judge a string's value: meaningless while the value is unknown (a variable is unset).
+VALUE_CODES = frozenset({"schema-enum", "schema-pattern", "schema-length", "schema"})
 _TYPE_NAMES = {
     "object": "an object",
     "array": "an array",
@@ -116,15 +125,20 @@ class DocumentChecker:
         except Unresolvable as exc:  # a downloaded or --schema schema with a $ref we cannot follow
             return [Problem(file, 1, 1, "schema-unusable", f"the schema could not be applied: {exc}",
                             hint="use the bundled schema (remove --schema) or fix the schema's $ref")]
-        findings = check_rules(document) if self.rules else []
+        findings = check_rules(document, raw=parsed.raw_strings) if self.rules else []
         if not errors and not findings:
             return []
-        raws = _merge(r for error in errors for r in _convert(error, document))
+        unknown = parsed.unresolved
+        raws = _merge(r for error in errors for r in _convert(error, document, parsed.raw_strings))
         problems: set[Problem] = set()
         for raw in raws:
+            if raw.path in unknown and raw.code in VALUE_CODES:
+                continue
             line, column = parsed.locate(raw.path, key=raw.key)
             problems.add(Problem(file, line, column, raw.code, raw.message, Severity.ERROR, raw.hint))
         for finding in findings:
+            if finding.path in unknown:
+                continue
             line, column = parsed.locate(finding.path, key=finding.key)
             problems.add(
                 Problem(file, line, column, finding.code, finding.message, finding.severity, finding.hint)
@@ -154,12 +168,14 @@ def _merge(raws: Iterable[_Raw]) -> list[_Raw]:
     ]
 
 
-def _convert(error: ValidationError, document: Any) -> Iterator[_Raw]:
+def _convert(error: ValidationError, document: Any, raw: Mapping[Path, str]) -> Iterator[_Raw]:
+    """The problems one jsonschema error stands for; `raw` holds substituted strings as written."""
     path: Path = tuple(error.absolute_path)
     where = format_path(path)
     validator = str(error.validator)
     value: Any = error.validator_value
     instance: Any = error.instance
+    substituted = path in raw
 
     if validator in ("anyOf", "oneOf"):
         context = list(error.context or [])
@@ -180,7 +196,7 @@ def _convert(error: ValidationError, document: Any) -> Iterator[_Raw]:
             return
         best = best_match([error])
         if best is not None and best is not error:
-            yield from _convert(best, document)
+            yield from _convert(best, document, raw)
             return
     if validator == "required":
         missing = [n for n in value if isinstance(instance, dict) and n not in instance]
@@ -220,27 +236,36 @@ def _convert(error: ValidationError, document: Any) -> Iterator[_Raw]:
                 "schema-not-allowed",
                 path,
                 f"{where}: only channel steps take {json.dumps(key)}; this is a "
-                f"{json.dumps(_step_type(document, path))} step",
+                f"{json.dumps(_step_type(document, path, raw))} step",
                 hint=f"remove {json.dumps(key)}",
                 key=True,
             )
             return
+        if "integer" in expected and isinstance(instance, float) and instance.is_integer():
+            yield _Raw(
+                "schema-type",
+                path,
+                f"{where}: must be a whole number like {int(instance)}, not {json.dumps(instance)}",
+                hint=f"write {int(instance)} (without a decimal point); the API takes an integer here",
+            )
+            return
         wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in expected if t != "null")
+        got = f"the string {_shown(path, instance, raw)}" if substituted else _describe(instance)
         yield _Raw(
             "schema-type",
             path,
-            f"{where}: expected {wanted}, got {_describe(instance)}",
+            f"{where}: expected {wanted}, got {got}",
             hint=_type_hint(instance, expected),
         )
         return
     if validator in ("enum", "const"):
         options = [o for o in ([value] if validator == "const" else list(value)) if o is not None]
-        shown = ", ".join(o if isinstance(o, str) else json.dumps(o) for o in options)
+        options_text = ", ".join(o if isinstance(o, str) else json.dumps(o) for o in options)
         close = _near_miss(instance, [o for o in options if isinstance(o, str)])
         yield _Raw(
             "schema-enum",
             path,
-            f"{where}: {json.dumps(instance)} is not one of {shown}",
+            f"{where}: {_shown(path, instance, raw)} is not one of {options_text}",
             hint=f"did you mean {json.dumps(close)}?" if close else "",
         )
         return
@@ -248,7 +273,7 @@ def _convert(error: ValidationError, document: Any) -> Iterator[_Raw]:
         yield _Raw(
             "schema-pattern",
             path,
-            f"{where}: {json.dumps(instance)} does not match the pattern {value}",
+            f"{where}: {_shown(path, instance, raw)} does not match the pattern {value}",
             hint=PATTERN_HINTS.get(str(path[-1]) if path else "", ""),
         )
         return
@@ -273,7 +298,7 @@ def _convert(error: ValidationError, document: Any) -> Iterator[_Raw]:
         yield _Raw(
             "schema-not-allowed",
             path,
-            f"{where}: a {json.dumps(_step_type(document, path))} step takes no settings",
+            f"{where}: a {json.dumps(_step_type(document, path, raw))} step takes no settings",
             hint="remove the settings or leave them empty ({})",
             key=True,
         )
@@ -317,7 +342,17 @@ def _convert(error: ValidationError, document: Any) -> Iterator[_Raw]:
                         missing=(name,),
                     )
         return
+    if substituted:  # jsonschema's message quotes the value
+        yield _Raw("schema", path, f"{where}: {_shown(path, instance, raw)} is not valid here ({validator})")
+        return
     yield _Raw("schema", path, f"{where}: {error.message}")
+
+
+def _shown(path: Path, instance: Any, raw: Mapping[Path, str]) -> str:
+    """The value for a message: a substituted string as written, since its value may be a secret."""
+    if path in raw:
+        return f"{json.dumps(raw[path])} (after substitution)"
+    return json.dumps(instance)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -343,14 +378,14 @@ def _near_miss(instance: Any, options: list[str]) -> str | None:
     return prefixed[0] if len(prefixed) == 1 else None
 
 
-def _step_type(document: Any, path: Path) -> str:
-    """The `type` of the step that contains `path`, or "?"."""
+def _step_type(document: Any, path: Path, raw: Mapping[Path, str]) -> str:
+    """The `type` of the step that contains `path` (as written), or "?"."""
     if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int) and isinstance(document, dict):
         steps = document.get("steps")
         if isinstance(steps, list) and 0 <= path[1] < len(steps) and isinstance(steps[path[1]], dict):
             kind = steps[path[1]].get("type")
             if isinstance(kind, str):
-                return kind
+                return raw.get(("steps", path[1], "type"), kind)
     return "?"
 
 

@@ -100,3 +100,83 @@ def test_every_located_value_parses_back_to_itself(value: object, indent: int | 
             node = node[part]  # type: ignore[index]
         decoded, _ = json.JSONDecoder().raw_decode(text, offset)
         assert decoded == node
+
+
+# --- numbers JSON cannot carry ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "token", "fragment"),
+    [
+        ('{\n  "a": NaN\n}', "NaN", "NaN is not valid JSON"),
+        ('{"s": "NaN Infinity", "a": [1, Infinity]}', "Infinity]", "Infinity is not valid JSON"),
+        ('{"a": [1,\n  -Infinity]}', "-Infinity", "-Infinity is not valid JSON"),
+        ('{"a": "x", "b": 1e400}', "1e400", "too large"),
+        ('{"a": -2.5E999}', "-2.5E999", "too large"),
+        ('{"a": "1", "b": ' + "9" * 5000 + "}", "9999", "too many digits"),
+    ],
+)
+def test_numbers_json_cannot_carry_are_syntax_errors_at_the_literal(text: str, token: str, fragment: str) -> None:
+    with pytest.raises(JsonSyntaxError) as info:
+        parse_json(text)
+    offset = text.index(token)
+    expected = (text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1)
+    assert (info.value.line, info.value.column) == expected
+    assert fragment in info.value.message
+
+
+def test_finite_numbers_and_lookalike_strings_still_parse() -> None:
+    assert parse_json('{"a": 1.5e300, "b": "NaN", "c": -0.0, "d": 3.0}').value == {
+        "a": 1.5e300, "b": "NaN", "c": -0.0, "d": 3.0,
+    }
+
+
+# --- nesting ---------------------------------------------------------------------------------------
+
+
+def test_too_deep_is_located_at_the_bracket_that_crosses_the_limit() -> None:
+    text = '{\n  "s": "[[[[{{{{",\n  "a": [[[[[1]]]]]\n}'
+    with pytest.raises(JsonSyntaxError) as info:
+        parse_json(text, max_depth=4)
+    assert (info.value.line, info.value.column) == (3, 11)  # the fourth "[" opens level 5
+    assert "level 5" in info.value.message
+
+
+def test_very_deep_nesting_is_located_too() -> None:
+    text = '{"a":\n' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(JsonSyntaxError) as info:
+        parse_json(text)
+    assert (info.value.line, info.value.column) == (2, 64)
+
+
+# --- positions inside strings ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["plain ${X}", "a\\nb ${X}", 'q\\"q\\\\ ${X}', "\\u00e9t\\u00e9 ${X}", "\\ud83d\\ude00 ${X}", "😀 ${X}",
+     "\\ud83d lone ${X}", "\\/\\b\\f\\r\\t${X}"],
+)
+def test_locate_in_string_maps_decoded_offsets_back_to_the_source(raw: str) -> None:
+    text = '{\n  "k": [1, "' + raw + '"]\n}'
+    parsed = parse_json(text)
+    decoded = parsed.value["k"][1]
+    line, column = parsed.locate_in_string(("k", 1), decoded.index("${X}"))
+    offset = text.index("${X}")
+    assert (line, column) == (2, offset - text.rfind("\n", 0, offset))
+
+
+def test_locate_in_string_falls_back_to_the_value() -> None:
+    parsed = parse_json('{"k": 5, "s": "abc"}')
+    assert parsed.locate_in_string(("k",), 3) == parsed.locate(("k",))
+    assert parsed.locate_in_string(("missing",), 0) == (1, 1)
+    assert parsed.locate_in_string(("s",), 99) == (1, 19)  # past the end: the closing quote
+
+
+def test_with_value_keeps_positions_and_shares_the_index() -> None:
+    parsed = parse_json('{\n  "a": "${X}"\n}')
+    derived = parsed.with_value({"a": "value"}, raw_strings={("a",): "${X}"}, unresolved=frozenset({("a",)}))
+    assert derived.value == {"a": "value"} and derived.text == parsed.text
+    assert derived.locate(("a",)) == (2, 8) == parsed.locate(("a",))
+    assert derived.raw_strings == {("a",): "${X}"} and parsed.raw_strings == {}
+    assert derived.unresolved == {("a",)} and parsed.unresolved == frozenset()

@@ -105,7 +105,7 @@ def test_other_keys_kept_exactly(tmp_path: Path) -> None:
 # --- env substitution -----------------------------------------------------------------------------
 
 
-def test_every_unset_variable_is_reported_at_its_string(tmp_path: Path) -> None:
+def test_every_unset_variable_is_reported_at_its_reference(tmp_path: Path) -> None:
     text = (
         '{\n'
         '  "name": "${A} and ${B}",\n'
@@ -119,12 +119,12 @@ def test_every_unset_variable_is_reported_at_its_string(tmp_path: Path) -> None:
     assert loaded.payload is None
     got = [(p.code, p.line, p.column, p.message.split()[2]) for p in loaded.problems]
     assert got == [
-        ("env-unset", 2, 11, "A"),
-        ("env-unset", 2, 11, "B"),
-        ("env-unset", 4, 58, "C"),
-        ("env-unset", 5, 18, "A"),
+        ("env-unset", 2, 12, "A"),
+        ("env-unset", 2, 21, "B"),
+        ("env-unset", 4, 61, "C"),
+        ("env-unset", 5, 19, "A"),
     ]
-    assert pos(text, '"x ${C}"') == (4, 58)
+    assert pos(text, "${B}") == (2, 21) and pos(text, "${C}") == (4, 61)
     for problem in loaded.problems:
         assert "workflow" in problem.hint and "remove" in problem.hint
         assert problem.file == ".notiflows/notiflows/unset/notiflow.json"

@@ -228,3 +228,39 @@ def test_children_of_a_step_with_an_unknown_type_are_not_blamed() -> None:
     steps = [trig(), {**cond("condition_1", 1, ["a", "b"]), "type": "conditon"}, end(2),
              sms("sms_1", 0, parent_step_handle="condition_1", branch_handle="a")]
     assert codes(steps) == []
+
+
+@pytest.mark.parametrize(
+    ("channel", "phrase"),
+    [("email", "of an email step"), ("in_app", "of an in_app step"), ("sms", "of an sms step"),
+     ("chat", "of a chat step"), ("webhook", "of a webhook step")],
+)
+def test_body_extension_message_uses_the_right_article(channel: str, phrase: str) -> None:
+    step = {"handle": "x_1", "type": "channel", "position": 1, "channel_type": channel,
+            "template": {"channel_type": channel, "data": {"body@": "steps/x_1/body.bin"}}}
+    (finding,) = check_rules({"steps": [trig(), step, end(2)]})
+    assert phrase in finding.message
+
+
+def test_messages_quote_substituted_values_as_written() -> None:
+    steps = [trig(), sms("sms_1", 1, parent_step_handle="secret-parent", branch_handle="secret-branch"),
+             sms("secret-handle", 2), sms("secret-handle", 3), end(4)]
+    raw = {
+        ("steps", 1, "parent_step_handle"): "${PARENT}",
+        ("steps", 1, "branch_handle"): "${BRANCH}",
+        ("steps", 2, "handle"): "${H}",
+        ("steps", 3, "handle"): "${H}",
+    }
+    findings = check_rules({"steps": steps}, raw=raw)
+    messages = " ".join(f.message + f.hint for f in findings)
+    assert "'${PARENT}'" in messages and "'${H}'" in messages
+    assert "secret" not in messages
+
+
+def test_unhashable_values_never_reach_a_lookup() -> None:
+    step = {"handle": "x_1", "type": "channel", "position": 1, "channel_type": ["email"],
+            "template": {"channel_type": {"a": 1}, "data": {"body": "", "body@": ["x"]}},
+            "parent_step_handle": ["p"], "branch_handle": {}}
+    cond_step = {"handle": ["c"], "type": "condition", "position": 2,
+                 "settings": {"branches": [{"handle": ["a"], "finish": True}, {"handle": {}, "finish": True}]}}
+    check_rules({"steps": [trig(), step, cond_step, end(3)]})

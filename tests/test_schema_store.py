@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -70,6 +71,8 @@ def server() -> Iterator[_Server]:
         "/broken.json": (200, b"{not json"),
         "/invalid-schema.json": (200, json.dumps({"type": 12}).encode()),
         "/error.json": (500, b"oops"),
+        "/remote-ref.json": (200, json.dumps({"$ref": "http://127.0.0.1:9/x.json"}).encode()),
+        "/local-ref.json": (200, json.dumps({"properties": {"a": {"$ref": "#/$defs/nowhere"}}}).encode()),
     })
     yield srv
     srv.close()
@@ -164,15 +167,112 @@ def test_known_url_offline_is_the_bundled_schema(
     assert source == "bundled schema (offline)"
 
 
-@pytest.mark.parametrize("path", ["/array.json", "/broken.json", "/invalid-schema.json", "/error.json", "/missing"])
-def test_unusable_downloads_are_not_used_or_cached(tmp_path: Path, server: _Server, path: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "label", "why"),
+    [
+        ("/array.json", "download is not a JSON Schema", "it is not a JSON object"),
+        ("/broken.json", "download is not valid JSON", "it is not valid JSON"),
+        ("/invalid-schema.json", "download is not a valid JSON Schema", "it is not a valid JSON Schema"),
+        ("/remote-ref.json", "download has an unresolvable $ref", "its $ref 'http://127.0.0.1:9/x.json' cannot"),
+        ("/local-ref.json", "download has an unresolvable $ref", "its $ref '#/$defs/nowhere' cannot"),
+        ("/error.json", "HTTP 500", "the server answered HTTP 500"),
+        ("/missing", "HTTP 404", "the server answered HTTP 404"),
+    ],
+)
+def test_unusable_downloads_are_not_used_or_cached_and_say_why(
+    tmp_path: Path, server: _Server, path: str, label: str, why: str
+) -> None:
     url = server.base + path
     store = SchemaStore(cache_dir=tmp_path, fetch=True)
     checker, source = store.checker_for(url)
-    assert source.startswith("bundled schema (offline")
+    assert source == f"bundled schema ({label}; {url} unavailable)"
+    assert "offline" not in source
     assert checker.validator.schema == bundled_schema()
     assert not (tmp_path / "schemas").exists()
-    assert len(store.notes) == 2  # why the download failed, and that the bundled copy is used
+    assert len(store.notes) == 2
+    assert store.notes[0].startswith(f"could not use the schema at {url}: {why}")
+    assert store.notes[1] == f"no copy of {url} is available; using the bundled schema"
+    assert "/x.json" not in server.hits  # a $ref is never fetched
+
+
+def test_an_unusable_download_falls_back_to_the_cached_copy_and_says_so(tmp_path: Path, server: _Server) -> None:
+    url = f"{server.base}/flaky.json"
+    server.routes["/flaky.json"] = (200, json.dumps(STRICT).encode())
+    SchemaStore(cache_dir=tmp_path, fetch=True).checker_for(url)
+    server.routes["/flaky.json"] = (200, json.dumps({"$ref": "#/$defs/nowhere"}).encode())
+    store = SchemaStore(cache_dir=tmp_path, fetch=True)
+    checker, source = store.checker_for(url)
+    assert source.startswith(f"cached copy of {url} from ")
+    assert checker.validator.schema == STRICT
+    assert store.notes[0] == f"could not use the schema at {url}: its $ref '#/$defs/nowhere' cannot be resolved"
+    assert store.notes[1].startswith(f"using the cached copy of {url} from ")
+    cached = tmp_path / "schemas" / f"{hashlib.sha256(url.encode()).hexdigest()}.json"
+    assert json.loads(cached.read_text()) == STRICT  # the bad download did not replace it
+
+
+def test_validators_never_fetch_remote_refs(tmp_path: Path, server: _Server) -> None:
+    server.routes["/defs.json"] = (200, json.dumps({"type": "string"}).encode())
+    path = tmp_path / "remote.json"
+    path.write_text(json.dumps({"properties": {"name": {"$ref": f"{server.base}/defs.json"}}}))
+    checker, _ = SchemaStore(cache_dir=tmp_path, override=path).checker_for(None)
+    (problem,) = checker.check(parse_json('{"name": "x", "steps": []}'), file="f.json")
+    assert problem.code == "schema-unusable"
+    assert server.hits == {}
+
+
+class _Trickle:
+    """Answers 200 and then one byte every `every` seconds (in the headers, or in the body)."""
+
+    def __init__(self, *, every: float, in_headers: bool) -> None:
+        stop = self.stop = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if in_headers:
+                    for char in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 100:
+                        if stop.wait(every):
+                            return
+                        self.wfile.write(bytes([char]))
+                        self.wfile.flush()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                for _ in range(100):
+                    if stop.wait(every):
+                        return
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/schema.json"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("in_headers", [False, True])
+def test_a_trickling_server_cannot_stretch_the_download_past_its_deadline(tmp_path: Path, in_headers: bool) -> None:
+    trickle = _Trickle(every=0.2, in_headers=in_headers)
+    try:
+        store = SchemaStore(cache_dir=tmp_path, fetch=True, timeout=1.0)
+        started = time.monotonic()
+        checker, source = store.checker_for(trickle.url)
+        elapsed = time.monotonic() - started
+    finally:
+        trickle.close()
+    assert elapsed < 2.5  # one deadline for the whole download, not per socket read
+    assert source == f"bundled schema (no answer within 1 s; {trickle.url} unavailable)"
+    assert store.notes[0] == f"could not use the schema at {trickle.url}: no complete answer within 1 s"
+    assert checker.validator.schema == bundled_schema()
 
 
 def test_corrupt_cache_is_ignored(tmp_path: Path) -> None:

@@ -212,3 +212,72 @@ def test_check_never_crashes_and_every_problem_is_located(value: Any) -> None:
 
 
 _STORE = SchemaStore(fetch=False)
+
+
+# --- integers are integers (3.0 is not) -------------------------------------------------------------
+
+
+def _integer_paths(node: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Schema paths of every `"type": "integer"` in the bundled schema."""
+    found: list[tuple[str | int, ...]] = []
+    if isinstance(node, dict):
+        if node.get("type") == "integer" or (isinstance(node.get("type"), list) and "integer" in node["type"]):
+            found.append(path)
+        for key, child in node.items():
+            found += _integer_paths(child, (*path, key))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            found += _integer_paths(child, (*path, index))
+    return found
+
+
+def test_every_integer_in_the_schema_refuses_whole_floats_and_booleans() -> None:
+    from notiflows_deploy.schema import bundled_schema
+
+    store = SchemaStore(fetch=False)
+    validator = store.checker_for(None)[0].validator
+    schema = bundled_schema()
+    paths = _integer_paths(schema)
+    assert len(paths) >= 8  # position, durations, badge_count, ttl, __meta versions, ...
+    for path in paths:
+        sub: Any = schema
+        for part in path:
+            sub = sub[part]
+        probe = validator.evolve(schema={**sub, "$defs": schema.get("$defs", {})})
+        assert probe.is_valid(3), path
+        assert not probe.is_valid(3.0), path
+        assert not probe.is_valid(True), path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "whole"),
+    [
+        ('"position": 2,', '"position": 2.0,', "2.0,", 2),
+        ('"duration": 1,', '"duration": 1.0,', "1.0,", 1),
+        ('"position": 3 }', '"position": 3e0 }', "3e0", 3),
+    ],
+)
+def test_a_whole_float_is_not_an_integer(checker: DocumentChecker, old: str, new: str, needle: str,
+                                         whole: int) -> None:
+    text = seed_with(old, new)
+    (problem,) = check(checker, text)
+    assert problem.code == "schema-type"
+    assert f"must be a whole number like {whole}, not {float(whole)}" in problem.message
+    offset = text.index(needle)
+    assert (problem.line, problem.column) == (text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset))
+
+
+def test_whole_float_badge_count_and_ttl_are_refused(checker: DocumentChecker) -> None:
+    doc: dict[str, Any] = {"name": "x", "steps": [
+        {"handle": "trigger", "type": "trigger", "position": 0},
+        {"handle": "push_1", "type": "channel", "position": 1, "channel_type": "mobile_push",
+         "template": {"channel_type": "mobile_push", "data": {
+             "title": "t", "body": "b", "content_type": "plaintext", "badge_count": 2.0, "ttl": 60.0}}},
+        {"handle": "end", "type": "end", "position": 2},
+    ]}
+    problems = check(checker, json.dumps(doc))
+    assert sorted(p.message.split(": ", 1)[0] for p in problems) == [
+        "steps[1].template.data.badge_count", "steps[1].template.data.ttl"]
+    assert all("must be a whole number like" in p.message for p in problems)
+    doc["steps"][1]["template"]["data"].update(badge_count=2, ttl=60)
+    assert check(checker, json.dumps(doc)) == []

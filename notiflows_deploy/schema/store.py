@@ -1,9 +1,16 @@
 """Decide which JSON Schema checks a notiflow.json, and say which one was used.
 
 Order: a `--schema PATH` override wins. Otherwise a file's `$schema` http(s) URL is downloaded
-(once per run, short timeouts) and cached on disk; when that fails, or downloading is off
-(NOTIFLOWS_DEPLOY_SCHEMA_FETCH=0), the cached copy is used, then the schema bundled with this
-package. No `$schema`, or a `$schema` that is not an http(s) URL, means the bundled schema.
+(once per run, within one overall deadline) and cached on disk; when that fails, or downloading
+is off (NOTIFLOWS_DEPLOY_SCHEMA_FETCH=0), the cached copy is used, then the schema bundled with
+this package. No `$schema`, or a `$schema` that is not an http(s) URL, means the bundled schema.
+The notes and the source label say what really happened (HTTP 404, not JSON, offline, ...).
+
+A downloaded or cached schema is used only if it is a valid JSON Schema (its metaschema), every
+`$ref` in it resolves without the network, and a trial validation runs: one broken download must
+not mark every notiflow invalid. Validators never fetch remote `$ref`s (jsonschema's default
+would, with a warning). "integer" means a JSON integer without a fraction: 3.0 is refused (it
+would be sent as 3.0), as are booleans.
 
 Each distinct schema is compiled once per run (memoised under a lock), so checking a thousand
 files costs one compile. `requests` is imported only when a download is attempted.
@@ -16,13 +23,20 @@ import json
 import os
 import tempfile
 import threading
+import time
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
-from jsonschema.validators import Draft202012Validator, validator_for
+from jsonschema.validators import Draft202012Validator, extend, validator_for
+from jsonschema_specifications import REGISTRY as _METASCHEMAS  # type: ignore[import-untyped]
+from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from ..errors import SchemaLoadError
 from ..validate import DocumentChecker
@@ -31,6 +45,18 @@ from . import SCHEMA_URL, bundled_schema
 MAX_SCHEMA_BYTES = 5 * 1024 * 1024
 FETCH_ENV = "NOTIFLOWS_DEPLOY_SCHEMA_FETCH"
 CACHE_ENV = "NOTIFLOWS_DEPLOY_CACHE_DIR"
+_CHUNK = 64 * 1024
+METASCHEMAS: Registry[Any] = _METASCHEMAS  # the draft metaschemas, offline: `$ref`s to them resolve
+# Documents a usable schema must be able to check without failing (not: without errors).
+_TRIALS: tuple[Any, ...] = (
+    {},
+    {"name": "trial", "steps": [
+        {"handle": "trigger", "type": "trigger", "position": 0},
+        {"handle": "email_1", "type": "channel", "position": 1, "channel_type": "email",
+         "template": {"channel_type": "email", "data": {"subject": "s", "content_type": "html", "body": "b"}}},
+        {"handle": "end", "type": "end", "position": 2},
+    ]},
+)
 
 
 def default_cache_dir() -> Path:
@@ -47,32 +73,133 @@ def fetch_enabled_by_env() -> bool:
 
 
 class _Unusable(Exception):
-    """A schema that could not be obtained or is not a valid schema; the message says why."""
+    """A schema that could not be obtained or is not a usable schema.
+
+    The message says why in a sentence; `label` says it in a few words for the source label of a
+    download ("HTTP 404", "offline", "download is not valid JSON").
+    """
+
+    def __init__(self, message: str, label: str) -> None:
+        super().__init__(message)
+        self.label = label
+
+
+def _is_integer(_checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+@cache
+def _strict(cls: type[Validator]) -> type[Validator]:
+    """`cls` with "integer" meaning an int only (jsonschema also counts 3.0)."""
+    checker = cls.TYPE_CHECKER.redefine("integer", _is_integer)
+    strict: type[Validator] = extend(cls, type_checker=checker)  # type: ignore[no-untyped-call]
+    return strict
+
+
+def _validator(schema: dict[str, Any]) -> Validator:
+    cls = _strict(validator_for(schema, default=Draft202012Validator))
+    # No format checker (formats are not needed and cost time); a registry that never downloads.
+    return cls(schema, registry=METASCHEMAS)
 
 
 def _checked(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _Unusable("it is not a JSON object")
+        raise _Unusable("it is not a JSON object", "download is not a JSON Schema")
     cls = validator_for(value, default=Draft202012Validator)
     try:
         cls.check_schema(value)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
-        raise _Unusable(f"it is not a valid JSON Schema: {exc.message} at {where}") from None
+        raise _Unusable(
+            f"it is not a valid JSON Schema: {exc.message} at {where}", "download is not a valid JSON Schema"
+        ) from None
     return value
 
 
-def _parse(data: bytes) -> dict[str, Any]:
+def _unresolvable_ref(schema: dict[str, Any]) -> str | None:
+    """The first `$ref` in `schema` that cannot be resolved offline, or None."""
+    root = Resource.from_contents(schema, default_specification=DRAFT202012)
+    base = root.id() or ""
+    registry: Registry[Any] = METASCHEMAS.with_resource(base, root).crawl()
+    stack: list[tuple[Resource[Any], str]] = [(root, base)]
+    while stack:
+        resource, uri = stack.pop()
+        contents = resource.contents
+        ref = contents.get("$ref") if isinstance(contents, dict) else None
+        if isinstance(ref, str):
+            try:
+                registry.resolver(base_uri=uri).lookup(ref)
+            except Unresolvable:
+                return ref
+        for sub in resource.subresources():
+            sub_id = sub.id()
+            stack.append((sub, urljoin(uri, sub_id) if sub_id else uri))
+    return None
+
+
+def _usable(value: Any) -> dict[str, Any]:
+    """`value` if it is a schema that can check notiflows; else _Unusable saying why."""
+    schema = _checked(value)
     try:
-        value = json.loads(data.decode("utf-8"))
+        ref = _unresolvable_ref(schema)
+        if ref is not None:
+            raise _Unusable(f"its $ref {ref!r} cannot be resolved", "download has an unresolvable $ref")
+        validator = _validator(schema)
+        for trial in _TRIALS:
+            for _ in validator.iter_errors(trial):
+                pass
+    except _Unusable:
+        raise
+    except Exception as exc:  # anything a broken schema makes jsonschema raise
+        raise _Unusable(
+            f"it cannot be applied ({type(exc).__name__}: {exc})", "download is not a usable JSON Schema"
+        ) from None
+    return schema
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _Unusable(f"it is not valid JSON ({exc})") from None
-    return _checked(value)
+        raise _Unusable(f"it is not valid JSON ({exc})", "download is not valid JSON") from None
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    return _usable(_json(data))
 
 
 def _download(url: str, timeout: float) -> dict[str, Any]:
+    """The schema at `url`; `timeout` bounds the whole download (connecting, headers and body).
+
+    Socket timeouts only bound each read, so a server trickling a byte at a time could hold the
+    run for ever: the request runs in a daemon thread that is abandoned (and told to stop) at the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    outcome: list[bytes | BaseException] = []
+    done, cancel = threading.Event(), threading.Event()
+
+    def work() -> None:
+        try:
+            outcome.append(_fetch(url, timeout, deadline, cancel))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="schema-download", daemon=True).start()
+    if not done.wait(timeout):
+        cancel.set()
+        raise _Unusable(f"no complete answer within {timeout:g} s", f"no answer within {timeout:g} s")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return _parse(result)
+
+
+def _fetch(url: str, timeout: float, deadline: float, cancel: threading.Event) -> bytes:
     import requests  # lazy: keeps CLI start-up fast when no download happens
 
+    late = _Unusable(f"no complete answer within {timeout:g} s", f"no answer within {timeout:g} s")
     try:
         with requests.get(
             url,
@@ -81,17 +208,26 @@ def _download(url: str, timeout: float) -> dict[str, Any]:
             stream=True,
         ) as response:
             if response.status_code != 200:
-                raise _Unusable(f"HTTP {response.status_code}")
-            data = response.raw.read(MAX_SCHEMA_BYTES + 1, decode_content=True)
+                raise _Unusable(f"the server answered HTTP {response.status_code}", f"HTTP {response.status_code}")
+            chunks: list[bytes] = []
+            size = 0
+            while size <= MAX_SCHEMA_BYTES:
+                if cancel.is_set() or time.monotonic() > deadline:
+                    raise late
+                chunk = response.raw.read1(_CHUNK, decode_content=True)  # whatever has arrived, at least a byte
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
     except requests.Timeout:
-        raise _Unusable(f"no answer within {timeout:g} s") from None
+        raise late from None
     except requests.ConnectionError:
-        raise _Unusable("could not connect (offline, DNS or proxy)") from None
+        raise _Unusable("could not connect (offline, DNS or proxy)", "offline") from None
     except requests.RequestException as exc:
-        raise _Unusable(type(exc).__name__) from None
-    if len(data) > MAX_SCHEMA_BYTES:
-        raise _Unusable(f"it is larger than {MAX_SCHEMA_BYTES} bytes")
-    return _parse(data)
+        raise _Unusable(f"the download failed ({type(exc).__name__})", "download failed") from None
+    if size > MAX_SCHEMA_BYTES:
+        raise _Unusable(f"it is larger than {MAX_SCHEMA_BYTES} bytes", "download is too large")
+    return b"".join(chunks)
 
 
 class SchemaStore:
@@ -107,7 +243,7 @@ class SchemaStore:
     ) -> None:
         self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
         self.fetch = fetch_enabled_by_env() if fetch is None else fetch
-        self.timeout = timeout
+        self.timeout = timeout  # for the whole download of one schema
         self.compile_count = 0
         self.notes: list[str] = []  # things worth telling the user (failed downloads, ignored $schema)
         self._lock = threading.Lock()
@@ -153,7 +289,7 @@ class SchemaStore:
             try:
                 schema = _download(ref, self.timeout)
             except _Unusable as exc:
-                reason = "offline"
+                reason = exc.label
                 self.notes.append(f"could not use the schema at {ref}: {exc}")
             else:
                 self._write_cache(ref, schema)
@@ -161,6 +297,8 @@ class SchemaStore:
         cached = self._read_cache(ref)
         if cached is not None:
             schema, when = cached
+            if self.fetch:
+                self.notes.append(f"using the cached copy of {ref} from {when} instead")
             return self._compile(f"url:{ref}", schema), f"cached copy of {ref} from {when}"
         if ref == SCHEMA_URL:
             return self._bundled(), f"bundled schema ({reason})"
@@ -173,9 +311,7 @@ class SchemaStore:
     def _compile(self, key: str, schema: dict[str, Any]) -> DocumentChecker:
         checker = self._compiled.get(key)
         if checker is None:
-            cls = validator_for(schema, default=Draft202012Validator)
-            validator: Validator = cls(schema)  # no format checker: formats are not needed and cost time
-            checker = DocumentChecker(validator)
+            checker = DocumentChecker(_validator(schema))
             self._compiled[key] = checker
             self.compile_count += 1
         return checker
@@ -189,7 +325,7 @@ class SchemaStore:
                 hint="check the --schema path",
             ) from None
         try:
-            return _parse(data)
+            return _checked(_json(data))
         except _Unusable as exc:
             raise SchemaLoadError(
                 f"the schema file {path} cannot be used: {exc}",
@@ -230,3 +366,4 @@ class SchemaStore:
                 raise
         except OSError as exc:
             self.notes.append(f"could not cache the schema from {url} in {path.parent}: {exc}")
+
