@@ -1,9 +1,11 @@
 """Benchmark change detection (not a test).
 
 Builds, in a temporary directory, a repository with 2,000 notiflows and 500 commits using
-`git fast-import`, then times our change detection (GitRepo.resolve_range + changed_paths +
-map_changes, including the exists-at-head look-ups) against a plain `git diff --name-only` on the
-same ranges.
+`git fast-import` (plus 2,000 files of unrelated code), then times the range and change computation
+exactly as the CLI runs it (`runner.prepare` for a `push` event: notiflows.json, opening the
+repository, the range, the path-limited diff, map_changes with its exists-at-head look-ups and the
+path-limited `git status`) against a plain `git diff --name-only` on the same range. The git
+processes each run starts are counted too.
 
     python benchmarks/bench_changes.py [--notiflows 2000] [--commits 500] [--repeat 7]
 """
@@ -22,10 +24,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from notiflows_deploy.changes import map_changes
-from notiflows_deploy.files import EntryKind
-from notiflows_deploy.github.event import range_request
-from notiflows_deploy.gitrepo import GitRepo
+from notiflows_deploy import gitrepo
+from notiflows_deploy.model import RunResult
+from notiflows_deploy.runner import SecretSink, prepare
+from notiflows_deploy.settings import Settings
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | {
     "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
@@ -62,6 +64,7 @@ def stream(notiflows: int, commits: int, rng: random.Random) -> Iterator[bytes]:
 
     nf = ".notiflows/notiflows"
     first = [blob("notiflows.json", b'{"notiflowsDir": ".notiflows", "project": "bench"}\n')]
+    first += [blob(f"src/module_{i:04d}.py", f"VALUE = {i}\n".encode()) for i in range(notiflows)]  # other code
     for i in range(notiflows):
         first.append(blob(f"{nf}/{handle(i)}/notiflow.json", notiflow_json(i, 0)))
         first.append(blob(f"{nf}/{handle(i)}/steps/email_1/body.html", f"<p>flow {i}</p>\n".encode()))
@@ -112,15 +115,27 @@ def main() -> None:
         build(repo_path, args.notiflows, args.commits)
         print(f"built {args.notiflows} notiflows x {args.commits} commits in {time.perf_counter() - start:.2f} s")
 
+        event = Path(tmp) / "event.json"
+        git_calls = [0]
+        real_git = gitrepo.GitRepo._git
+
+        def counting_git(self: gitrepo.GitRepo, *args: str, check: bool = True) -> tuple[int, bytes, str]:
+            git_calls[0] += 1
+            return real_git(self, *args, check=check)
+
+        gitrepo.GitRepo._git = counting_git  # type: ignore[method-assign]
+
         def ours(before: str, after: str) -> tuple[int, int]:
-            with GitRepo(repo_path) as g:
-                rng = g.resolve_range(range_request("push", {"before": before, "after": after}))
-                tree = g.tree_at(rng.head)
-                cs = map_changes(
-                    g.changed_paths(rng.base, rng.head), project_prefix="", notiflows_dir=".notiflows",
-                    exists_at_head=lambda h: tree.kind(f".notiflows/notiflows/{h}/notiflow.json") is EntryKind.FILE,
-                )
-                return len(cs.changed), len(cs.removed)
+            """What `notiflows-deploy validate` does before loading anything, for a push event."""
+            event.write_text(json.dumps({"ref": "refs/heads/main", "before": before, "after": after}))
+            env = {"GITHUB_EVENT_NAME": "push", "GITHUB_EVENT_PATH": str(event), "GITHUB_SHA": after}
+            ctx = prepare(Settings(mode="validate", repo=repo_path, env=env), RunResult(mode="validate"), SecretSink())
+            try:
+                assert not ctx.everything, "the range must not fall back to everything"
+                return len(ctx.changed), len(ctx.removed)
+            finally:
+                if ctx.repo is not None:
+                    ctx.repo.close()
 
         def plain(before: str, after: str) -> int:
             out = subprocess.run(["git", "diff", "--name-only", before, after], cwd=repo_path, env=ENV,
@@ -131,14 +146,18 @@ def main() -> None:
             return subprocess.run(["git", "rev-parse", ref], cwd=repo_path, env=ENV, check=True,
                                   capture_output=True, text=True).stdout.strip()
 
-        print(f"{'range':<22} {'files':>6} {'notiflows':>9} {'ours (ms)':>10} {'git diff (ms)':>14}")
+        print(f"{'range':<22} {'files':>6} {'notiflows':>9} {'ours (ms)':>10} {'git calls':>9} "
+              f"{'git diff (ms)':>14}")
         for label, before in (("HEAD~1..HEAD", "HEAD~1"), ("HEAD~50..HEAD", "HEAD~50"),
                               (f"HEAD~{args.commits - 2}..HEAD", f"HEAD~{args.commits - 2}")):
             b, a = rev(before), rev("HEAD")
+            git_calls[0] = 0
             t_ours, counts = timed(lambda b=b, a=a: ours(b, a), args.repeat)  # type: ignore[misc]
+            calls = git_calls[0] // args.repeat
             t_plain, files = timed(lambda b=b, a=a: plain(b, a), args.repeat)  # type: ignore[misc]
             changed = counts[0] if isinstance(counts, tuple) else "?"
-            print(f"{label:<22} {files!s:>6} {changed!s:>9} {t_ours * 1000:>10.1f} {t_plain * 1000:>14.1f}")
+            print(f"{label:<22} {files!s:>6} {changed!s:>9} {t_ours * 1000:>10.1f} {calls:>9} "
+                  f"{t_plain * 1000:>14.1f}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,10 @@ class ChangeSet:
     removed: set[str] = field(default_factory=set)  # notiflow.json gone at head
     everything: bool = False  # notiflows.json changed: every notiflow counts
     reasons: dict[str, str] = field(default_factory=dict)  # handle (or the config name) -> why
-    strays: set[str] = field(default_factory=set)  # directories touched that hold no notiflow.json
+    # Directories touched that hold no notiflow.json at head and had none at the base (a misnamed
+    # notiflow.json, say); the caller reports the ones still present as invalid.
+    strays: set[str] = field(default_factory=set)
+    everything_reason: str = ""  # why `everything`, for the run's notes (per-handle reasons stay per handle)
 
 
 def normalise_prefix(prefix: str) -> str:
@@ -86,7 +89,8 @@ def map_changes(
         for path, side in sides:
             if path == config_path:
                 result.everything = True
-                result.reasons[config_name] = f"{config_name} changed ({status}): every notiflow counts"
+                result.everything_reason = f"{config_name} changed ({status}): every notiflow counts"
+                result.reasons[config_name] = result.everything_reason
                 continue
             found = _handle_and_rest(path, notiflows_root)
             if found is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import shutil
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ FETCH_DEPTH_HINT = (
     "set `fetch-depth: 0` on actions/checkout (or at least `fetch-depth: 2` for push events), "
     "or pass --base/--head with commits that are present"
 )
+_BRANCH_NAME = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._/-]*")  # fetchable as refs/heads/<name>
 SYMLINK_MODE = 0o120000
 GITLINK_MODE = 0o160000
 
@@ -113,10 +115,20 @@ def _find_toplevel(start: Path) -> Path:
 
 @dataclass(frozen=True)
 class ResolvedRange:
-    base: str | None  # None: everything at head is new (first commit), or `everything`
+    """The commits a run compares. `base` is what the server is expected to hold.
+
+    `everything`: every notiflow counts as changed; a `base`, when there is one, still decides
+    whether the server's content is "ours" (CONTRACT section 7). `base` None: nothing earlier is
+    known (first commit, first push of the default branch, or no parent in a shallow clone).
+    `also_ours`: (commit, description) whose content also counts as ours (a pull request's base
+    branch tip, which the server holds once main is deployed, while the diff uses the merge base).
+    """
+
+    base: str | None
     head: str
     everything: bool
     notes: list[str] = field(default_factory=list)
+    also_ours: tuple[tuple[str, str], ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,8 +184,8 @@ class GitTree:
             return EntryKind.SYMLINK
         return EntryKind.FILE
 
-    def read_bytes(self, path: str) -> bytes:
-        # Symlinks are followed inside the commit, like open() follows them on disk.
+    def _file_blob(self, path: str) -> Any:
+        """The blob `path` names; symlinks are followed inside the commit, like open() follows them on disk."""
         current = path
         for _ in range(40):
             obj = self._lookup(current)
@@ -181,14 +193,22 @@ class GitTree:
                 raise FileNotFoundError(f"{current} (in {self.description})")
             if obj.type != "blob":
                 raise IsADirectoryError(f"{current} (in {self.description})")
-            data = self._read_blob(obj)
             if obj.mode & 0o170000 != SYMLINK_MODE:
-                return data
-            target = data.decode("utf-8", "surrogateescape")
+                return obj
+            target = self._read_blob(obj).decode("utf-8", "surrogateescape")
             if target.startswith("/"):
                 raise FileNotFoundError(f"{path} links outside the repository (in {self.description})")
             current = posixpath.join(posixpath.dirname(current), target)
         raise OSError(f"{path}: too many levels of symbolic links (in {self.description})")
+
+    def read_bytes(self, path: str) -> bytes:
+        return self._read_blob(self._file_blob(path))
+
+    def size(self, path: str) -> int:
+        """The file's size from the object header, without reading it (`files.SizedTree`)."""
+        obj = self._file_blob(path)
+        size: int = self._repo._call(lambda: obj.size)
+        return size
 
     def _read_blob(self, obj: Any) -> bytes:
         data: bytes = self._repo._call(lambda: obj.data_stream.read())
@@ -233,6 +253,7 @@ class GitRepo:
             self._repo.git.update_environment(**env)
         self._repo.git.update_environment(GIT_TERMINAL_PROMPT="0", GIT_LITERAL_PATHSPECS="1")
         self._shallow: bool | None = None
+        self._present: set[str] = set()  # full commit shas known to be present
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> GitRepo:
@@ -311,9 +332,15 @@ class GitRepo:
         Then the caller may read the work tree instead of the commit's tree."""
         if self.resolve("HEAD") != sha:
             return False
+        return self.is_clean([path] if path.strip("/") else [])
+
+    def is_clean(self, paths: Sequence[str]) -> bool:
+        """True when `git status` shows nothing (changed or untracked, non-ignored) under `paths`
+        (relative to the top level; empty: the whole work tree). Cost follows the paths given."""
         args = ["status", "--porcelain", "-z", "--untracked-files=normal", "--ignore-submodules=dirty"]
-        if path.strip("/"):
-            args += ["--", path.rstrip("/")]
+        wanted = [p.rstrip("/") for p in paths if p.strip("/")]
+        if wanted:
+            args += ["--", *wanted]
         return not self._git(*args)[1].strip(b"\0")
 
     def head_sha(self) -> str:
@@ -326,11 +353,16 @@ class GitRepo:
         """The commit sha `ref` names, or None when it is unknown or the object is absent."""
         if not ref or ref.startswith("-"):
             return None
+        if ref in self._present:
+            return ref  # a full sha seen before: commits do not go away during a run
         status, out, _ = self._git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}",
                                    check=False)
         if status != 0:
             return None
-        return out.decode().strip() or None
+        sha = out.decode().strip() or None
+        if sha is not None and sha == ref:
+            self._present.add(sha)
+        return sha
 
     def is_ancestor(self, a: str, b: str) -> bool:
         status, _, err = self._git("merge-base", "--is-ancestor", a, b, check=False)
@@ -350,7 +382,9 @@ class GitRepo:
         return self.merge_base(a, b) is not None
 
     def is_shallow(self) -> bool:
-        return self._text("rev-parse", "--is-shallow-repository") == "true"
+        if self._shallow is None:  # reset by every fetch
+            self._shallow = self._text("rev-parse", "--is-shallow-repository") == "true"
+        return self._shallow
 
     def shallow_commits(self) -> set[str]:
         path = Path(self._text("rev-parse", "--absolute-git-dir")) / "shallow"
@@ -456,6 +490,20 @@ class GitRepo:
     def tree_at(self, commit: str, project_prefix: str = "") -> GitTree:
         return GitTree(self, commit, project_prefix)
 
+    def notiflow_handles(self, commit: str, notiflows_root: str) -> set[str]:
+        """Handles with a `<notiflows_root>/<handle>/notiflow.json` at `commit` (root relative to
+        the top level). One `git ls-tree`; used when notiflowsDir moved in the range."""
+        root = notiflows_root.strip("/")
+        if not root:
+            return set()
+        out = self._git("-c", "core.quotePath=false", "ls-tree", "-r", "--name-only", "-z", commit, "--", root)[1]
+        found: set[str] = set()
+        for name in out.decode("utf-8", "surrogateescape").split("\0"):
+            handle, sep, rest = name.removeprefix(root + "/").partition("/")
+            if name.startswith(root + "/") and sep and rest == "notiflow.json":
+                found.add(handle)
+        return found
+
     def log_paths(self, path: str, head: str, max_count: int) -> list[str]:
         """Commits (newest first, at most `max_count`) reachable from `head` touching `path`.
 
@@ -492,22 +540,82 @@ class GitRepo:
             raise GitError(f"{what} {ref!r} is not a commit in this repository", hint=hint)
         return sha
 
-    def _parent_or_root(self, head: str, why: str, notes: list[str]) -> tuple[str | None, bool]:
-        """(first parent, False), or (None, False) for a root commit, or (None, True) = everything."""
+    def _resolve_user_ref(self, ref: str, what: str, notes: list[str]) -> str:
+        """A --base/--head ref; a branch that exists only as origin/<ref> (actions/checkout creates
+        no local branches) is taken from there, fetched first in a shallow clone."""
+        sha = self.resolve(ref)
+        if sha is not None:
+            return sha
+        tracking = None if ref.startswith(("origin/", "refs/")) else f"origin/{ref}"
+        if tracking is not None:
+            sha = self.resolve(tracking)
+            if sha is None and _BRANCH_NAME.fullmatch(ref) and self._can_deepen():
+                self._fetch_branch(ref)
+                sha = self.resolve(tracking)
+            if sha is not None:
+                notes.append(f"{what} {ref!r}: there is no local {ref}; using {tracking} ({sha[:12]})")
+                return sha
+        self._deepen_until(lambda: self.resolve(ref) is not None, [ref], notes)
+        sha = self.resolve(ref)
+        if sha is None:
+            hint = FETCH_DEPTH_HINT if self.is_shallow() else "check the ref (a branch, tag or commit sha), or fetch it"
+            raise GitError(f"{what} {ref!r} is not a commit in this repository", hint=hint)
+        return sha
+
+    def _fetch_commit(self, sha: str, what: str, notes: list[str]) -> str | None:
+        """`sha` if present, else fetched from origin (depth 1 in a shallow clone: only its tree is
+        needed); None when it cannot be had."""
+        found = self.resolve(sha)
+        if found is not None or not self.has_remote("origin"):
+            return found
+        depth = ["--depth=1"] if self.is_shallow() else []  # never make a full clone shallow
+        self._git("fetch", "--no-tags", "--no-recurse-submodules", "--quiet", *depth, "origin", sha, check=False)
+        self._shallow = None
+        found = self.resolve(sha)
+        if found is not None:
+            notes.append(f"fetched {what} {sha[:12]} from origin" + (" (--depth=1)" if depth else ""))
+        return found
+
+    def _first_parent_fetched(self, head: str, notes: list[str]) -> tuple[str | None, str]:
+        """(first parent, "ok"), (None, "root") for a root commit, (None, "hidden") when a shallow
+        boundary hides the parent and it cannot be fetched."""
         parent = self.first_parent(head)
-        if parent is None and self.parents(head):
-            # A shallow boundary hides the parent: try to fetch it.
-            self._deepen_until(lambda: self.first_parent(head) is not None, [head], notes)
-            parent = self.first_parent(head)
-            if parent is None:
-                notes.append(f"{why}; the parent of {head[:12]} is not in this shallow clone, "
-                             "so every notiflow counts")
-                return None, True
-        if parent is None:
+        if parent is not None:
+            return parent, "ok"
+        if not self.parents(head):
+            return None, "root"
+        self._deepen_until(lambda: self.first_parent(head) is not None, [head], notes)
+        parent = self.first_parent(head)
+        return (parent, "ok") if parent is not None else (None, "hidden")
+
+    def _parent_or_root(self, head: str, why: str, notes: list[str], missed: str = "") -> tuple[str | None, bool]:
+        """(first parent, False), or (None, False) for a root commit, or (None, True) = everything."""
+        parent, state = self._first_parent_fetched(head, notes)
+        if state == "hidden":
+            notes.append(f"{why}; the parent of {head[:12]} is not in this shallow clone, so every notiflow counts")
+            return None, True
+        if state == "root":
             notes.append(f"{why}; {head[:12]} is the first commit, so everything in it is new")
             return None, False
-        notes.append(f"{why}; using the first parent {parent[:12]} as the base")
+        notes.append(f"{why}; using the first parent {str(parent)[:12]} as the base{missed}")
         return parent, False
+
+    def resolve_head(self, request: RangeRequest, *, head_ref_override: str | None = None) -> ResolvedRange:
+        """Only the head commit, for modes that compare everything (drift): no base, no range notes."""
+        notes: list[str] = []
+        try:
+            head = self._resolve_head(request, head_ref_override, notes)
+        except GitError:
+            fallback = self._merge_commit_range(request, None, head_ref_override, [])
+            if fallback is None:
+                raise
+            head = fallback.head
+        return ResolvedRange(None, head, True, notes)
+
+    def _resolve_head(self, request: RangeRequest, head_ref_override: str | None, notes: list[str]) -> str:
+        if head_ref_override:
+            return self._resolve_user_ref(head_ref_override, "--head", notes)
+        return self._require_commit(request.head or "HEAD", "head commit", notes)
 
     def resolve_range(
         self,
@@ -517,33 +625,92 @@ class GitRepo:
         head_ref_override: str | None = None,
         all_flag: bool = False,
     ) -> ResolvedRange:
-        """The commits to diff, following the event, overridden by --base/--head, or --all."""
-        notes: list[str] = [request.reason] if request.reason else []
-        head_ref = head_ref_override or request.head or "HEAD"
+        """The commits to diff, following the event, overridden by --base/--head; with --all every
+        notiflow counts and the range's base still decides what is "ours"."""
+        notes: list[str] = []
         try:
-            head = self._require_commit(head_ref, "--head" if head_ref_override else "head commit", notes)
+            head = self._resolve_head(request, head_ref_override, notes)
         except GitError:
-            fallback = self._merge_commit_range(request, base_ref_override, head_ref_override, all_flag, notes)
+            fallback = self._merge_commit_range(request, base_ref_override, head_ref_override, notes)
             if fallback is None:
                 raise
-            return fallback
-        if request.merge_commit and not head_ref_override:
-            notes.append(f"the checked-out merge commit is {request.merge_commit[:12]}")
-
-        if all_flag:
-            return ResolvedRange(None, head, True, [*notes, "--all: every notiflow counts"])
-        if base_ref_override is None and request.everything:
+            return self._as_everything(fallback, request) if all_flag else fallback
+        if not all_flag:
+            return self._range(request, base_ref_override, head_ref_override, head, notes)
+        try:
+            inner = self._range(request, base_ref_override, head_ref_override, head, notes, for_all=True)
+        except GitError as exc:
+            notes.append(f"--all: every notiflow counts; no base for the conflict rule ({exc.message})")
             return ResolvedRange(None, head, True, notes)
-        if base_ref_override is None and request.kind == KIND_DELETED:
-            return ResolvedRange(head, head, False, notes)
+        return self._as_everything(inner, request)
 
-        base_ref = base_ref_override or request.base
-        if base_ref is None:
+    @staticmethod
+    def _as_everything(inner: ResolvedRange, request: RangeRequest) -> ResolvedRange:
+        """--all on top of the range the run would otherwise use: its base is kept for "ours"."""
+        notes = [n for n in inner.notes if n != request.reason]  # it describes a selection --all replaces
+        if inner.base is not None and inner.base != inner.head:
+            notes.append(f"--all: every notiflow counts; {inner.base[:12]} stays the base for the conflict rule")
+        else:
+            notes.append("--all: every notiflow counts")
+        return ResolvedRange(inner.base, inner.head, True, notes, inner.also_ours)
+
+    def _range(
+        self, request: RangeRequest, base_ref_override: str | None, head_ref_override: str | None, head: str,
+        notes: list[str], *, for_all: bool = False,
+    ) -> ResolvedRange:
+        if base_ref_override is not None:
+            chosen = self._resolve_user_ref(base_ref_override, "--base / input base-ref", notes)
+            self._note_direct_diff(chosen, head, f"--base {base_ref_override}", notes)
+            return ResolvedRange(chosen, head, False, notes)
+        if request.everything:
+            return self._scheduled_range(request, head, notes)
+        if head_ref_override is None:
+            if request.reason:
+                notes.append(request.reason)
+            if request.merge_commit:
+                notes.append(f"the checked-out merge commit is {request.merge_commit[:12]}")
+        elif request.base is not None:
+            notes.append(f"base from the {request.kind} event, head from --head {head_ref_override}")
+        if request.kind == KIND_DELETED:
+            return ResolvedRange(head, head, False, notes)
+        if request.base is None:
             if request.kind == KIND_NEW_BRANCH:
                 return self._new_branch_range(request, head, notes)
+            if for_all:  # HEAD~1 only as the base for "ours": the --all note says so
+                return ResolvedRange(self._first_parent_fetched(head, notes)[0], head, True, notes)
             base, everything = self._parent_or_root(head, "no base given", notes)
             return ResolvedRange(base, head, everything, notes)
+        if request.kind == KIND_PUSH:
+            return self._push_range(request, request.base, head, notes)
+        return self._merge_base_range(request, request.base, head, notes)
 
+    def _note_direct_diff(self, base: str, head: str, what: str, notes: list[str]) -> None:
+        """Say so when base is not an ancestor of head: the two trees are compared as they are."""
+        if base == head or self.is_shallow() or self.is_ancestor(base, head):
+            return  # in a shallow clone ancestry cannot be told; the diff is right either way
+        notes.append(f"{what} ({base[:12]}) is not an ancestor of {head[:12]} (a rollback, or diverged history): "
+                     "comparing the two commits' trees directly, so every notiflow that differs between them counts")
+
+    def _push_range(self, request: RangeRequest, before: str, head: str, notes: list[str]) -> ResolvedRange:
+        """before..after as two trees: the server holds `before`'s content, so what differs between
+        the trees is what must be pushed, whether or not `before` is an ancestor (force push)."""
+        base = self._fetch_commit(before, "push `before`", notes)
+        if base is not None:
+            if request.forced:
+                self._note_direct_diff(base, head, "push `before`", notes)
+            return ResolvedRange(base, head, False, notes)
+        if self.is_shallow() and not self.has_remote("origin"):
+            raise GitError(f"push `before` {before[:12]} is not in this shallow clone and there is no "
+                           "`origin` remote to fetch it from", hint=FETCH_DEPTH_HINT)
+        missed = (": notiflows changed or reverted by the push's other commits are not seen "
+                  "(deploy with --all, or --base <the commit the server holds>, to compare them)")
+        parent, everything = self._parent_or_root(
+            head, f"push `before` {before[:12]} is not in the repository and could not be fetched "
+            "(force-pushed away?)", notes, missed)
+        return ResolvedRange(parent, head, everything, notes)
+
+    def _merge_base_range(self, request: RangeRequest, base_ref: str, head: str, notes: list[str]) -> ResolvedRange:
+        """pull_request / merge_group: what the branch adds, i.e. the diff from the merge base."""
         base = self.resolve(base_ref)
         mb = self.merge_base(base, head) if base is not None else None
         if mb is None:
@@ -554,42 +721,51 @@ class GitRepo:
             )
             base = self.resolve(base_ref)
             mb = self.merge_base(base, head) if base is not None else None
-
-        what = "--base" if base_ref_override else ("push `before`" if request.kind == KIND_PUSH else "base")
         if base is None:
             if self.is_shallow() and not self.has_remote("origin"):
-                raise GitError(f"{what} {base_ref[:12]} is not in this shallow clone and there is no "
+                raise GitError(f"base {base_ref[:12]} is not in this shallow clone and there is no "
                                "`origin` remote to fetch it from", hint=FETCH_DEPTH_HINT)
-            if base_ref_override or request.kind != KIND_PUSH:
-                raise GitError(f"{what} {base_ref!r} is not a commit in this repository",
-                               hint=FETCH_DEPTH_HINT if self.is_shallow() else "check the ref, or fetch it")
-            # A push whose `before` is gone: a force push rewrote it away.
-            parent, everything = self._parent_or_root(
-                head, f"push `before` {base_ref[:12]} is not in the repository (force push?)", notes)
-            return ResolvedRange(parent, head, everything, notes)
-
+            raise GitError(f"base {base_ref!r} is not a commit in this repository",
+                           hint=FETCH_DEPTH_HINT if self.is_shallow() else "check the ref, or fetch it")
         if mb is None:
             if self.is_shallow():
-                raise GitError(f"cannot find the history joining {what} {base[:12]} and head {head[:12]} "
+                raise GitError(f"cannot find the history joining base {base[:12]} and head {head[:12]} "
                                "in this shallow clone", hint=FETCH_DEPTH_HINT)
-            if base_ref_override or request.kind != KIND_PUSH:
-                raise GitError(f"{what} {base[:12]} and head {head[:12]} share no history",
-                               hint="pass a --base that is an ancestor of --head")
-            parent, everything = self._parent_or_root(
-                head, f"push `before` {base[:12]} shares no history with {head[:12]}", notes)
-            return ResolvedRange(parent, head, everything, notes)
+            raise GitError(f"base {base[:12]} and head {head[:12]} share no history",
+                           hint="pass --base/--head with commits that share history")
+        also: tuple[tuple[str, str], ...] = ()
         if mb != base:
-            if request.kind == KIND_PULL_REQUEST and not base_ref_override:
-                notes.append(f"diffing from the merge base {mb[:12]}")
-            else:
-                notes.append(f"{what} {base[:12]} is not an ancestor of {head[:12]} "
-                             f"({'force push' if request.kind == KIND_PUSH else 'diverged'}); "
-                             f"using their merge base {mb[:12]}")
-        return ResolvedRange(mb, head, False, notes)
+            notes.append(f"diffing from the merge base {mb[:12]}")
+        if request.kind == KIND_PULL_REQUEST:
+            also = self._base_tips(request, base, mb)
+            if also:
+                notes.append("the base branch moved on since the merge base: its content at "
+                             + " and ".join(sha[:12] for sha, _ in also) + " also counts as ours")
+        return ResolvedRange(mb, head, False, notes, also)
+
+    def _base_tips(self, request: RangeRequest, base: str, mb: str) -> tuple[tuple[str, str], ...]:
+        """The pull request's base branch tip(s) other than the merge base: pull_request.base.sha, and
+        the merge commit's first parent (fresher when the base branch moved; only when present)."""
+        tips: list[tuple[str, str]] = []
+        if base != mb:
+            tips.append((base, f"the base branch tip {base[:12]} (pull_request.base.sha)"))
+        merge = self.resolve(request.merge_commit) if request.merge_commit else None
+        if merge is not None and len(self.parents(merge)) >= 2:
+            parent = self.first_parent(merge)
+            if parent is not None and parent not in (mb, base):
+                tips.append((parent, f"the base branch tip {parent[:12]} (first parent of the merge commit)"))
+        return tuple(tips)
+
+    def _scheduled_range(self, request: RangeRequest, head: str, notes: list[str]) -> ResolvedRange:
+        """schedule / workflow_dispatch: every notiflow counts; the first parent, when there is one,
+        is the base for the conflict rule (the server usually holds it or head)."""
+        parent, _ = self._first_parent_fetched(head, notes)
+        why = request.reason or "every notiflow counts"
+        notes.append(why + (f"; the first parent {parent[:12]} is the base for the conflict rule" if parent else ""))
+        return ResolvedRange(parent, head, True, notes)
 
     def _merge_commit_range(
-        self, request: RangeRequest, base_override: str | None, head_override: str | None, all_flag: bool,
-        notes: list[str],
+        self, request: RangeRequest, base_override: str | None, head_override: str | None, notes: list[str],
     ) -> ResolvedRange | None:
         """A pull request whose head commit cannot be fetched: the merge commit against its base side."""
         if request.kind != KIND_PULL_REQUEST or not request.merge_commit or head_override or base_override:
@@ -597,8 +773,6 @@ class GitRepo:
         merge = self.resolve(request.merge_commit)
         if merge is None or len(self.parents(merge)) < 2:
             return None
-        if all_flag:
-            return ResolvedRange(None, merge, True, [*notes, "--all: every notiflow counts"])
         self._deepen_until(lambda: self.first_parent(merge) is not None, [merge], notes)
         parent = self.first_parent(merge)
         if parent is None:
@@ -607,16 +781,21 @@ class GitRepo:
                      f"{merge[:12]} against its first parent {parent[:12]}")
         return ResolvedRange(parent, merge, False, notes)
 
-    def _fetch_default_branch(self, name: str) -> None:
-        """New branch in a shallow clone: fetch the default branch tip so a merge base can be found."""
+    def _fetch_branch(self, name: str) -> None:
+        """Shallow clone: fetch origin's `name` into origin/<name> (actions/checkout fetches one ref)."""
         if self.resolve(f"origin/{name}") is None and self._can_deepen():
             self._git("fetch", "--no-tags", "--no-recurse-submodules", "--quiet", f"--depth={self.deepen_start}",
                       "origin", f"+refs/heads/{name}:refs/remotes/origin/{name}", check=False)
+            self._shallow = None
 
     def _new_branch_range(self, request: RangeRequest, head: str, notes: list[str]) -> ResolvedRange:
         pushed = request.ref.removeprefix("refs/heads/") if request.ref else None
-        if request.default_branch and request.default_branch != pushed:
-            self._fetch_default_branch(request.default_branch)
+        if pushed and pushed == request.default_branch:
+            # The default branch itself is new (the repository's first push): all of it is new.
+            notes.append(f"first push of the default branch {pushed}: every notiflow counts")
+            return ResolvedRange(None, head, True, notes)
+        if request.default_branch:
+            self._fetch_branch(request.default_branch)
         for name in self._default_branch_candidates(request):
             other = self.resolve(name)
             if other is None:
@@ -626,5 +805,8 @@ class GitRepo:
             if mb is not None:
                 notes.append(f"new branch: using the merge base {mb[:12]} with the default branch {name}")
                 return ResolvedRange(mb, head, False, notes)
-        base, everything = self._parent_or_root(head, "new branch and no default branch to compare with", notes)
-        return ResolvedRange(base, head, everything, notes)
+        # Nothing to compare with: the branch's commits may all be new, so everything counts.
+        parent, _ = self._first_parent_fetched(head, notes)
+        notes.append(f"new branch {pushed or ''} and no default branch to compare it with: every notiflow counts"
+                     + (f"; the first parent {parent[:12]} is the base for the conflict rule" if parent else ""))
+        return ResolvedRange(parent, head, True, notes)

@@ -25,6 +25,18 @@ REPO_LABEL = "repo@head"
 
 
 @dataclass(frozen=True)
+class KnownContent:
+    """Content the repo held at some commit other than the base: the server holding it is "ours" too.
+
+    E.g. a pull request's base branch tip: once main moved on and was deployed, the server holds
+    main's content, which is neither the merge base's nor what __meta.sha records.
+    """
+
+    payload: dict[str, Any]
+    source: str  # "the base branch tip 1a2b3c4d5e6f (pull_request.base.sha)"
+
+
+@dataclass(frozen=True)
 class PlanInput:
     handle: str
     path: str  # repo-relative notiflow dir
@@ -37,6 +49,9 @@ class PlanInput:
     # Fields head fills from environment variables (LoadedNotiflow.secret_paths): shown as *** on every side,
     # or (a mapping to their raw texts, `secretpaths.SecretView.templates`) with only the variables masked.
     secret_paths: Collection[SecretPath] = frozenset()
+    # More content that counts as ours (CONTRACT section 7 widened for pull requests, see
+    # KnownContent); the diff and the three-way view still use `base_payload`.
+    also_ours: tuple[KnownContent, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,14 +164,32 @@ def server_label(remote: RemoteNotiflow | None) -> str:
     return f"server@v{version.version_number}" if version else "server"
 
 
-def is_ours(remote: RemoteNotiflow, *, meta_sha: str | None, base_payload: Mapping[str, Any] | None) -> str:
-    """Why the server's current version is ours ("" when it is not): by recorded sha or by base content."""
+def is_ours(
+    remote: RemoteNotiflow, *, meta_sha: str | None, base_payload: Mapping[str, Any] | None,
+    also_ours: tuple[KnownContent, ...] = (),
+) -> str:
+    """Why the server's current version is ours ("" when it is not): "sha" (recorded sha), "base"
+    (the base commit's content), or the `source` of the KnownContent it equals."""
     version = remote.current_version
     if meta_sha and version is not None and version.sha == meta_sha:
         return "sha"
-    if base_payload is not None and same_content(base_payload, content_from_remote(remote)):
+    server = content_from_remote(remote)
+    if base_payload is not None and same_content(base_payload, server):
         return "base"
+    for known in also_ours:
+        if same_content(known.payload, server):
+            return known.source
     return ""
+
+
+def _ours_reason(ours: str, version: int | None, summary: str) -> str:
+    if ours == "sha":
+        held = "is the one recorded in __meta.sha"
+    elif ours == "base":
+        held = "holds what the base commit had"
+    else:
+        held = f"holds what {ours} has"
+    return f"The server's current version ({version}) {held}; the repo's changes would be pushed ({summary})."
 
 
 def plan_one(inp: PlanInput) -> PlanItem:
@@ -219,18 +252,12 @@ def plan_one(inp: PlanInput) -> PlanItem:
         if inp.meta_sha and inp.meta_sha != item.remote_sha:
             item.notes.append("Its sha differs from __meta.sha (normal after a CI deploy); content is what counts.")
         return item
-    ours = is_ours(remote, meta_sha=inp.meta_sha, base_payload=inp.base_payload)
+    ours = is_ours(remote, meta_sha=inp.meta_sha, base_payload=inp.base_payload, also_ours=inp.also_ours)
     item.diff = semantic_diff(server, payload, old_label=label, new_label=REPO_LABEL, secret_paths=inp.secret_paths)
     if ours:
         item.action = Status.WOULD_UPDATE
         item.expected_sha = item.remote_sha
-        item.reason = (
-            f"The server's current version ({item.remote_version}) is the one recorded in __meta.sha;"
-            f" the repo's changes would be pushed ({item.diff.summary()})."
-            if ours == "sha"
-            else f"The server's current version ({item.remote_version}) holds what the base commit had;"
-            f" the repo's changes would be pushed ({item.diff.summary()})."
-        )
+        item.reason = _ours_reason(ours, item.remote_version, item.diff.summary())
         return item
     item.action = Status.CONFLICT
     item.conflict = conflict_info(remote=remote, payload=payload, base_payload=inp.base_payload, meta_sha=inp.meta_sha,
@@ -242,7 +269,9 @@ def plan_one(inp: PlanInput) -> PlanItem:
     elif inp.base_payload is not None and same_content(inp.base_payload, content_from_payload(payload)):
         why = "it was changed outside git while the repo's content stayed as at the base"
     else:
-        why = "it matches neither __meta.sha nor the base commit's content (changed outside git, e.g. in the dashboard)"
+        also = "".join(f" nor {known.source}" for known in inp.also_ours)
+        why = (f"it matches neither __meta.sha nor the base commit's content{also}"
+               " (changed outside git, e.g. in the dashboard)")
     item.reason = (
         f"The server's current version ({item.remote_version}) differs from the repo and {why};"
         " not pushed (use --force to overwrite)."

@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from notiflows_deploy.api.client import ManagementClient
     from notiflows_deploy.api.models import RemoteNotiflow
     from notiflows_deploy.diff import SecretPath
-    from notiflows_deploy.gitrepo import GitRepo
+    from notiflows_deploy.gitrepo import GitRepo, ResolvedRange
     from notiflows_deploy.jsonpos import ParsedJson
     from notiflows_deploy.loader import LoadedNotiflow
+    from notiflows_deploy.planner import KnownContent
     from notiflows_deploy.schema.store import SchemaStore
 
 
@@ -87,6 +88,8 @@ class Context:
     removed: set[str] = field(default_factory=set)
     checker: SchemaDispatch | None = None
     secrets: SecretSink = field(default_factory=SecretSink)
+    base_root: str | None = None  # notiflows root at the base commit when notiflowsDir moved, else None
+    also_ours: tuple[tuple[str, str], ...] = ()  # (commit, description): content there also counts as ours
 
     @property
     def notiflows_root(self) -> str:
@@ -163,10 +166,13 @@ def public_values(ctx: Context) -> SecretPolicy:
 
 
 def _config_file(settings: Settings, exc: ConfigError) -> str:
-    """The config file's path relative to the repository root (annotations need that)."""
+    """The config file's path relative to the repository root (annotations need that); "" when the
+    problem is not in a file (e.g. no notiflows.json was found)."""
     from notiflows_deploy.config import find_config
 
-    name = exc.file or CONFIG_NAME
+    if exc.file is None:
+        return ""
+    name = exc.file
     try:
         root = find_config(settings.repo).parent
         repo = _open_repo(root)
@@ -198,48 +204,111 @@ def prepare(settings: Settings, result: RunResult, secrets: SecretSink) -> Conte
         return Context(settings, config, None, "", work_tree, None, None, True, checker=checker, secrets=secrets)
 
     prefix = repo.prefix_of(config.root)
-    everything = settings.all or settings.mode == "drift"
-    from notiflows_deploy.github.event import range_request_from_env
-
-    request = range_request_from_env(settings.env)
-    resolved = repo.resolve_range(
-        request,
-        base_ref_override=settings.base,
-        head_ref_override=settings.head,
-        all_flag=everything,
-    )
+    resolved = _resolve_range(repo, settings)
     result.notes.extend(resolved.notes)
     result.base, result.head = resolved.base, resolved.head
     # Read the files on disk when they are the head commit (the usual CI checkout); locally this
-    # also plans uncommitted edits, which the note makes visible.
-    head_tree: Tree = work_tree
-    if repo.resolve("HEAD") != resolved.head:
-        head_tree = repo.tree_at(resolved.head, prefix)
-    elif not repo.worktree_matches(resolved.head, prefix):
-        result.notes.append("the working tree has uncommitted changes: notiflows are read from disk")
+    # also plans uncommitted edits, which a note makes visible.
+    head_tree: Tree = work_tree if repo.resolve("HEAD") == resolved.head else repo.tree_at(resolved.head, prefix)
     ctx = Context(
-        settings, config, repo, prefix, head_tree, resolved.head, resolved.base,
-        everything or resolved.everything, checker=checker, secrets=secrets,
+        settings, config, repo, prefix, head_tree, resolved.head, resolved.base, resolved.everything,
+        checker=checker, secrets=secrets, also_ours=resolved.also_ours,
     )
-    if ctx.everything or resolved.base is None:
-        ctx.everything = True
-        return ctx
+    if settings.mode != "drift":  # drift compares every notiflow by definition: no change set
+        scope_changes(ctx, result)
+    if head_tree is work_tree:
+        _note_uncommitted(ctx, result)
+    return ctx
+
+
+def _resolve_range(repo: GitRepo, settings: Settings) -> ResolvedRange:
+    from notiflows_deploy.github.event import range_request_from_env
+
+    request = range_request_from_env(settings.env)
+    if settings.mode == "drift":
+        return repo.resolve_head(request, head_ref_override=settings.head)
+    return repo.resolve_range(
+        request, base_ref_override=settings.base, head_ref_override=settings.head, all_flag=settings.all,
+    )
+
+
+def scope_changes(ctx: Context, result: RunResult) -> None:
+    """Fill ctx.changed/removed (or set ctx.everything) from the diff base..head.
+
+    The diff is limited to the notiflows root and notiflows.json, so its cost follows the change.
+    """
     from notiflows_deploy.changes import map_changes
 
+    repo, base, head = ctx.repo, ctx.base_sha, ctx.head_sha
+    if repo is None or head is None or base is None:
+        ctx.everything = True  # nothing earlier is known: every notiflow is new
+        return
+    config, tree = ctx.config, ctx.head_tree
     changes = map_changes(
-        repo.changed_paths(resolved.base, resolved.head),
-        project_prefix=prefix,
+        repo.changed_paths(base, head, paths=[ctx.display(ctx.notiflows_root), ctx.display(CONFIG_NAME)]),
+        project_prefix=ctx.prefix,
         notiflows_dir=config.notiflows_dir,
-        exists_at_head=lambda handle: head_tree.kind(
+        exists_at_head=lambda handle: tree.kind(
             posixpath.join(config.notiflows_root, handle, "notiflow.json")
         ) is not EntryKind.MISSING,
     )
     if changes.everything:
         ctx.everything = True
-        result.notes.extend(sorted(set(changes.reasons.values())) or [f"{CONFIG_NAME} changed: every notiflow counts"])
+        result.notes.append(changes.everything_reason)
+        ctx.base_root = _base_notiflows_root(ctx, repo, base, result)
+    if ctx.everything:
+        ctx.removed = _removed_for_everything(ctx, repo, base, changes.removed)
+        return
+    # A touched directory without notiflow.json (a misnamed one, say) is loaded, so it is reported invalid.
+    strays = {h for h in changes.strays if tree.kind(posixpath.join(ctx.notiflows_root, h)) is EntryKind.DIR}
+    ctx.changed, ctx.removed = set(changes.changed) | strays, set(changes.removed)
+
+
+def _base_notiflows_root(ctx: Context, repo: GitRepo, base: str, result: RunResult) -> str | None:
+    """The notiflows root at `base` when notiflows.json there names another notiflowsDir, else None."""
+    root = notiflows_root_at(repo.tree_at(base, ctx.prefix), ctx.notiflows_root, base, result.notes)
+    if root == ctx.notiflows_root:
+        return None
+    result.notes.append(f"notiflowsDir moved in this range: the base commit's notiflows are read from {root}/")
+    return root
+
+
+def notiflows_root_at(tree: Tree, default: str, commit: str, notes: list[str]) -> str:
+    """The notiflows root notiflows.json names in `tree` (a commit); `default` when it has none."""
+    from notiflows_deploy.config import normalise_notiflows_dir, parse_config
+
+    try:
+        text = tree.read_bytes(CONFIG_NAME).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return default  # no (readable) notiflows.json there: the same layout is the best guess
+    where = f"{CONFIG_NAME} at {commit[:12]}"
+    try:
+        notiflows_dir = normalise_notiflows_dir(parse_config(text, file=where).get("notiflowsDir"), file=where)
+    except ConfigError as exc:
+        notes.append(f"{exc.message}; its notiflows are looked for at the current notiflowsDir")
+        return default
+    return posixpath.join(notiflows_dir, "notiflows")
+
+
+def _removed_for_everything(ctx: Context, repo: GitRepo, base: str, from_diff: set[str]) -> set[str]:
+    """Notiflows with a notiflow.json at base and no directory at head (they are listed otherwise)."""
+    from notiflows_deploy.loader import list_handles
+
+    at_base = from_diff if ctx.base_root is None else repo.notiflow_handles(base, ctx.display(ctx.base_root))
+    return set(at_base) - set(list_handles(ctx.head_tree, ctx.notiflows_root))
+
+
+def _note_uncommitted(ctx: Context, result: RunResult) -> None:
+    """git status only over the paths this run reads from disk (cost follows the change)."""
+    if ctx.repo is None:
+        return
+    root = ctx.display(ctx.notiflows_root)
+    if ctx.everything or len(ctx.changed) > 200:  # too many pathspecs: the root is one
+        paths = [root]
     else:
-        ctx.changed, ctx.removed = set(changes.changed), set(changes.removed)
-    return ctx
+        paths = [posixpath.join(root, h) for h in sorted(ctx.changed)]
+    if paths and not ctx.repo.is_clean([*paths, ctx.display(CONFIG_NAME)]):
+        result.notes.append("the working tree has uncommitted changes: notiflows are read from disk")
 
 
 def _check_notiflows_dir(config: ProjectConfig) -> None:
@@ -268,7 +337,7 @@ def handles_in_scope(ctx: Context) -> tuple[list[str], list[str]]:
     from notiflows_deploy.loader import list_handles
 
     if ctx.everything:
-        return list_handles(ctx.head_tree, ctx.notiflows_root), []
+        return list_handles(ctx.head_tree, ctx.notiflows_root), sorted(ctx.removed)
     return sorted(ctx.changed - ctx.removed), sorted(ctx.removed)
 
 
@@ -297,7 +366,7 @@ def run_validate(ctx: Context, result: RunResult) -> None:
         loaded = ctx.load(ctx.head_tree, handle)
         result.notiflows.append(
             NotiflowOutcome(
-                handle=handle,
+                handle=loaded.handle,
                 status=Status.VALID if loaded.ok else Status.INVALID,
                 path=loaded.path,
                 errors=loaded.errors,
@@ -364,6 +433,7 @@ def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> lis
     base_tree = (
         ctx.repo.tree_at(ctx.base_sha, ctx.prefix) if ctx.repo is not None and ctx.base_sha is not None else None
     )
+    ours_trees = OursTrees(ctx)
     need_remote = [h for h in handles if loaded[h].ok] + removed
     remotes = dict(zip(need_remote, bounded_map(client.get_notiflow, need_remote, ctx.settings.concurrency),
                        strict=True))
@@ -377,7 +447,8 @@ def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> lis
             continue
         base_loaded = None
         if base_tree is not None and item.ok:
-            base_loaded = ctx.load(base_tree, handle, validate=False)
+            base_loaded = load_unchecked(ctx, base_tree, ctx.base_root, handle)
+        base_payload = base_loaded.payload if base_loaded is not None else None
         secret_paths: Collection[SecretPath] = item.secret_paths
         if item.ok and item.substituted_paths:
             # Learns the server's (maybe rotated) values of head's variables into the secrets before any diff.
@@ -385,8 +456,8 @@ def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> lis
         items.append(
             PlanInput(
                 handle=handle, path=item.path, payload=item.payload, problems=item.problems, meta_sha=item.meta_sha,
-                base_payload=base_loaded.payload if base_loaded is not None else None, remote=remote,
-                secret_paths=secret_paths,
+                base_payload=base_payload, remote=remote, secret_paths=secret_paths,
+                also_ours=other_ours(ctx, item, base_payload, remote, ours_trees),
             )
         )
     for handle in removed:
@@ -399,6 +470,58 @@ def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> lis
     plan = [plan_one(i) for i in items]
     explain_stale_conflicts(ctx, plan)
     return plan
+
+
+def load_unchecked(ctx: Context, tree: Tree, root: str | None, handle: str) -> LoadedNotiflow:
+    """`handle` at another commit (no schema check), under that commit's notiflows root when it differs."""
+    if root is None or root == ctx.notiflows_root:
+        return ctx.load(tree, handle, validate=False)
+    from notiflows_deploy.loader import load_notiflow
+
+    loaded = load_notiflow(tree, notiflows_root=root, handle=handle, env=ctx.settings.env, display_prefix=ctx.prefix)
+    ctx.secrets.update(loaded.secret_values)
+    return loaded
+
+
+class OursTrees:
+    """The trees of ctx.also_ours (a pull request's base branch tip), opened on first use."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._trees: list[tuple[Tree, str, str]] | None = None
+
+    def __call__(self) -> list[tuple[Tree, str, str]]:
+        """(tree, notiflows root there, description) per commit."""
+        ctx, repo = self.ctx, self.ctx.repo
+        if self._trees is None:
+            self._trees = []
+            for commit, source in ctx.also_ours:
+                if repo is None:
+                    break
+                tree = repo.tree_at(commit, ctx.prefix)
+                self._trees.append((tree, notiflows_root_at(tree, ctx.notiflows_root, commit, []), source))
+        return self._trees
+
+
+def other_ours(
+    ctx: Context, item: LoadedNotiflow, base_payload: dict[str, Any] | None, remote: RemoteNotiflow | None,
+    trees: OursTrees,
+) -> tuple[KnownContent, ...]:
+    """The handle's content at ctx.also_ours, read only when the server is not already ours or equal."""
+    from notiflows_deploy.normalize import content_from_remote, same_content
+    from notiflows_deploy.planner import KnownContent, is_ours
+
+    if not ctx.also_ours or remote is None or item.payload is None or not item.ok:
+        return ()
+    if same_content(item.payload, content_from_remote(remote)) or is_ours(
+            remote, meta_sha=item.meta_sha, base_payload=base_payload):
+        return ()
+    found = []
+    for tree, root, source in trees():
+        other = load_unchecked(ctx, tree, root, item.handle)
+        if other.payload is not None:
+            found.append(KnownContent(other.payload, source))
+    return tuple(found)
 
 
 def explain_stale_conflicts(ctx: Context, plan: list[Any]) -> None:
@@ -483,6 +606,7 @@ def run_drift(ctx: Context, result: RunResult) -> None:
             checker=ctx.checker,
             history_depth=ctx.settings.history_depth,
             secrets=ctx.secrets,
+            notes=result.notes,  # shallow-clone history and unpublished drafts are run-level facts
         )
     result.notiflows.extend(outcomes)
 

@@ -55,6 +55,14 @@ def test_config_change_means_everything() -> None:
     assert cs.everything and "notiflows.json" in cs.reasons
 
 
+def test_everything_reason_is_only_the_config_reason() -> None:
+    """The run's notes take `everything_reason`; per-handle reasons stay with their handles."""
+    cs = run([PathChange("M", f"{NF}/a/notiflow.json"), PathChange("M", "notiflows.json")])
+    assert cs.everything_reason == "notiflows.json changed (M): every notiflow counts"
+    assert cs.reasons["a"] == "notiflow.json changed"
+    assert run([PathChange("M", f"{NF}/a/notiflow.json")]).everything_reason == ""
+
+
 def test_config_in_subdirectory_prefix() -> None:
     changes = [PathChange("M", "apps/web/notiflows.json"), PathChange("M", "notiflows.json"),
                PathChange("M", f"apps/web/{NF}/x/notiflow.json"), PathChange("M", f"{NF}/y/notiflow.json")]

@@ -102,6 +102,17 @@ def test_no_config_says_how_to_create_it(mode: str, tmp_path: Path, capsys: pyte
     assert "create notiflows.json" in text and '"notiflowsDir": ".notiflows"' in text
 
 
+def test_no_config_is_not_pinned_on_a_file_that_does_not_exist(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "report.json"
+    code, text = run(capsys, "validate", "--all", "--repo", str(tmp_path), "--format", "github",
+                     "--report-json", str(report), env=net_env())
+    assert code == 1
+    assert "file=notiflows.json" not in text and "::error" in text
+    (error,) = json.loads(report.read_text())["errors"]
+    assert error["file"] == "" and "no notiflows.json found" in error["message"]
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_broken_config_points_at_line_and_column(mode: str, repo: TestRepo,
                                                  capsys: pytest.CaptureFixture[str]) -> None:

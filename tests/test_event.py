@@ -122,3 +122,51 @@ def test_from_env_reads_event_path(tmp_path: Any) -> None:
     env["GITHUB_EVENT_PATH"] = str(tmp_path / "missing.json")
     assert range_request_from_env(env).kind == KIND_DEFAULT
     assert range_request_from_env({}).kind == KIND_DEFAULT
+
+
+# -- a broken event file is named in the fallback note ---------------------------------------------
+
+
+def test_missing_event_file_says_so(tmp_path: Any) -> None:
+    env = {"GITHUB_EVENT_NAME": "push", "GITHUB_EVENT_PATH": str(tmp_path / "gone.json")}
+    req = range_request_from_env(env)
+    assert req.kind == KIND_DEFAULT
+    assert req.reason == f"push event: the event file {tmp_path / 'gone.json'} (GITHUB_EVENT_PATH) does not exist; " \
+                         "using HEAD~1..HEAD"
+    assert "without `before`" not in req.reason
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("{bad", "is not JSON (Expecting property name enclosed in double quotes at line 1, column 2)"),
+    ("", "is empty"),
+    ("[1, 2]", "holds a JSON list, not an object"),
+    ('{"after": "' + B + '"}', "the payload has no `before`"),
+    ('{"before": 5}', "`before` in the payload is not a commit sha (5)"),
+])
+def test_malformed_event_file_says_what_is_wrong(tmp_path: Any, text: str, expected: str) -> None:
+    path = tmp_path / "event.json"
+    path.write_text(text)
+    req = range_request_from_env({"GITHUB_EVENT_NAME": "push", "GITHUB_EVENT_PATH": str(path)})
+    assert req.kind == KIND_DEFAULT and req.base is None
+    assert expected in req.reason and req.reason.endswith("; using HEAD~1..HEAD")
+
+
+def test_event_path_not_set_and_pull_request_without_shas(tmp_path: Any) -> None:
+    req = range_request_from_env({"GITHUB_EVENT_NAME": "pull_request", "GITHUB_SHA": M})
+    assert req.kind == KIND_DEFAULT and req.head == M
+    assert req.reason == "pull_request event: GITHUB_EVENT_PATH is not set; using HEAD~1..HEAD"
+    path = tmp_path / "event.json"
+    path.write_text('{"pull_request": {"base": {"sha": "' + A + '"}}}')
+    env = {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(path)}
+    assert "the payload has no `pull_request.head.sha`" in range_request_from_env(env).reason
+
+
+def test_read_event_file_never_raises(tmp_path: Any) -> None:
+    from notiflows_deploy.github.event import read_event_file
+
+    assert read_event_file({"GITHUB_EVENT_PATH": str(tmp_path)}).problem is not None  # a directory
+    good = tmp_path / "e.json"
+    good.write_text('{"a": 1}')
+    assert read_event_file({"GITHUB_EVENT_PATH": str(good)}) == read_event_file({"GITHUB_EVENT_PATH": str(good)})
+    assert read_event_file({"GITHUB_EVENT_PATH": str(good)}).payload == {"a": 1}
+    assert read_event_file({"GITHUB_EVENT_PATH": str(good)}).problem is None

@@ -197,6 +197,30 @@ def test_tree_at(repo: TestRepo) -> None:
             tree.readlink(f"{nf}/notiflow.json")
         with pytest.raises(FileNotFoundError):
             tree.read_bytes(f"{nf}/escape.html")
+        # sizes come from the object header (files.SizedTree), symlinks followed like read_bytes
+        assert tree.size(f"{nf}/steps/email_1/body.html") == len(b"<p>hello</p>\n")
+        assert tree.size(f"{nf}/steps/link.html") == len(b"<p>hello</p>\n")
+        with pytest.raises(IsADirectoryError):
+            tree.size(nf)
+        with pytest.raises(FileNotFoundError):
+            tree.size(f"{nf}/escape.html")
+
+
+def test_an_oversized_blob_is_refused_before_it_is_read(repo: TestRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from notiflows_deploy.gitrepo import GitTree
+    from notiflows_deploy.loader import load_notiflow
+
+    repo.init_project("welcome")
+    repo.write(repo.nf_path("welcome", "steps/email_1/body.html"), "x" * 5000)
+    head = repo.commit("big body")
+    read: list[str] = []
+    real = GitTree.read_bytes
+    monkeypatch.setattr(GitTree, "read_bytes", lambda self, path: read.append(path) or real(self, path))
+    with GitRepo(repo.path) as g:
+        loaded = load_notiflow(g.tree_at(head, ""), notiflows_root=".notiflows/notiflows", handle="welcome",
+                               env={}, max_bytes=4000)
+    assert [p.code for p in loaded.problems] == ["pointer-too-large"]
+    assert not any(p.endswith("body.html") for p in read)
 
 
 def test_log_paths(repo: TestRepo, opened: GitRepo) -> None:
@@ -314,16 +338,24 @@ def test_new_branch_without_default_branch_uses_first_parent(repo: TestRepo, ope
     head = repo.commit()
     req = range_request("push", {"ref": "refs/heads/feature", "before": ZERO_SHA, "after": head})
     rng = opened.resolve_range(req)
-    assert rng.base == middle and any("first parent" in n for n in rng.notes)
+    # Nothing to compare with: every notiflow counts, the first parent only decides "ours".
+    assert rng.base == middle and rng.everything
+    assert any("no default branch" in n and "first parent" in n for n in rng.notes)
 
 
 def test_first_push_of_default_branch_is_not_compared_with_itself(repo: TestRepo, opened: GitRepo) -> None:
-    head = repo.sha()  # a new repository: main pushed for the first time
-    req = range_request("push", {"ref": "refs/heads/main", "before": ZERO_SHA, "after": head,
+    # A new repository with several commits, main pushed for the first time: all of it is new,
+    # not only the last commit (which touches one notiflow).
+    repo.add_notiflow("added-later")
+    repo.commit("second")
+    repo.write(repo.nf_path("welcome", "steps/email_1/body.html"), "third")
+    head = repo.commit("third")
+    req = range_request("push", {"ref": "refs/heads/main", "before": ZERO_SHA, "after": head, "created": True,
                                  "repository": {"default_branch": "main"}})
     rng = opened.resolve_range(req)
-    assert rng.base is None and not rng.everything
-    assert handles(opened, rng, repo)[0] == {"welcome", "order-shipped"}
+    assert rng.base is None and rng.everything and rng.head == head
+    assert any("first push of the default branch main" in n for n in rng.notes)
+    assert not any("no default branch" in n for n in rng.notes)
 
 
 def test_new_branch_at_default_tip_changes_nothing(repo: TestRepo, opened: GitRepo) -> None:
@@ -334,7 +366,7 @@ def test_new_branch_at_default_tip_changes_nothing(repo: TestRepo, opened: GitRe
     assert rng.base == head and handles(opened, rng, repo) == (set(), set(), False)
 
 
-def test_force_push_before_not_ancestor_uses_merge_base(repo: TestRepo, opened: GitRepo) -> None:
+def test_force_push_diffs_before_and_after_directly(repo: TestRepo, opened: GitRepo) -> None:
     fork = repo.sha()
     repo.write(repo.nf_path("welcome", "steps/email_1/body.html"), "old attempt")
     old_tip = repo.commit("old")
@@ -342,9 +374,23 @@ def test_force_push_before_not_ancestor_uses_merge_base(repo: TestRepo, opened: 
     repo.write(repo.nf_path("order-shipped", "steps/email_1/body.html"), "rewritten")
     new_tip = repo.commit("new")
     rng = opened.resolve_range(push(old_tip, new_tip, forced=True))
-    assert rng.base == fork
-    assert any("not an ancestor" in n and "force push" in n for n in rng.notes)
-    assert handles(opened, rng, repo)[0] == {"order-shipped"}
+    # The server holds old_tip's content: welcome must go back too, not only the new commit's change.
+    assert (rng.base, rng.head, rng.everything) == (old_tip, new_tip, False)
+    assert any("not an ancestor" in n and "directly" in n for n in rng.notes)
+    assert handles(opened, rng, repo)[0] == {"welcome", "order-shipped"}
+
+
+def test_force_push_that_only_reverts_commits(repo: TestRepo, opened: GitRepo) -> None:
+    """`git reset --hard HEAD~2 && git push --force`: the new tip is an ancestor of `before`."""
+    keep = repo.sha()
+    repo.write(repo.nf_path("welcome", "steps/email_1/body.html"), "dropped 1")
+    repo.commit("dropped 1")
+    repo.add_notiflow("dropped-new")
+    dropped = repo.commit("dropped 2")
+    repo.git("reset", "-q", "--hard", keep)
+    rng = opened.resolve_range(push(dropped, keep, forced=True))
+    assert (rng.base, rng.head) == (dropped, keep)
+    assert handles(opened, rng, repo) == ({"welcome"}, {"dropped-new"}, False)
 
 
 def test_force_push_before_absent_uses_first_parent(repo: TestRepo, opened: GitRepo) -> None:
@@ -354,7 +400,7 @@ def test_force_push_before_absent_uses_first_parent(repo: TestRepo, opened: GitR
     head = repo.commit()
     rng = opened.resolve_range(push("e" * 40, head, forced=True))
     assert rng.base == parent
-    assert any("not in the repository" in n and "first parent" in n for n in rng.notes)
+    assert any("not in the repository" in n and "first parent" in n and "not seen" in n for n in rng.notes)
 
 
 def test_deleted_branch_changes_nothing(opened: GitRepo, repo: TestRepo) -> None:
@@ -365,9 +411,37 @@ def test_deleted_branch_changes_nothing(opened: GitRepo, repo: TestRepo) -> None
 
 def test_schedule_and_all_flag_mean_everything(opened: GitRepo, repo: TestRepo) -> None:
     rng = opened.resolve_range(range_request("schedule", {}, github_sha=repo.sha()))
-    assert rng.everything and rng.base is None and rng.head == repo.sha()
+    assert rng.everything and rng.base is None and rng.head == repo.sha()  # a root commit: no base
     rng = opened.resolve_range(DEFAULT, all_flag=True)
     assert rng.everything and any("--all" in n for n in rng.notes)
+
+
+def test_everything_keeps_a_base_for_the_conflict_rule(opened: GitRepo, repo: TestRepo) -> None:
+    first = repo.sha()
+    repo.write("x", "1")
+    second = repo.commit()
+    repo.write("y", "1")
+    third = repo.commit()
+    for name in ("schedule", "workflow_dispatch"):
+        rng = opened.resolve_range(range_request(name, {}, github_sha=third))
+        assert (rng.base, rng.head, rng.everything) == (second, third, True)
+        assert rng.notes == [f"{name} event: every notiflow counts; the first parent {second[:12]} is the base "
+                             "for the conflict rule"]
+    rng = opened.resolve_range(DEFAULT, all_flag=True)
+    assert (rng.base, rng.everything) == (second, True)
+    assert rng.notes == [f"--all: every notiflow counts; {second[:12]} stays the base for the conflict rule"]
+    rng = opened.resolve_range(push(first, third), all_flag=True)
+    assert (rng.base, rng.everything) == (first, True)
+    rng = opened.resolve_range(DEFAULT, all_flag=True, base_ref_override="no-such-ref")  # --all never fails on it
+    assert (rng.base, rng.everything) == (None, True) and "no-such-ref" in rng.notes[-1]
+
+
+def test_drift_resolves_only_the_head(opened: GitRepo, repo: TestRepo) -> None:
+    repo.write("x", "1")
+    head = repo.commit()
+    rng = opened.resolve_head(DEFAULT)
+    assert (rng.base, rng.head, rng.everything, rng.notes) == (None, head, True, [])
+    assert opened.resolve_head(push("e" * 40, head)).notes == []
 
 
 def test_overrides_beat_the_event(repo: TestRepo, opened: GitRepo) -> None:
@@ -381,18 +455,70 @@ def test_overrides_beat_the_event(repo: TestRepo, opened: GitRepo) -> None:
     assert (rng.base, rng.head) == (first, second)
     rng = opened.resolve_range(range_request("schedule", {}), base_ref_override="main~2")
     assert (rng.base, rng.head, rng.everything) == (first, third, False)
-    with pytest.raises(GitError, match="--base 'no-such-ref'"):
+    with pytest.raises(GitError, match="--base / input base-ref 'no-such-ref' is not a commit"):
         opened.resolve_range(req, base_ref_override="no-such-ref")
-    with pytest.raises(GitError, match="--head"):
+    with pytest.raises(GitError, match="--head 'no-such-ref' is not a commit"):
         opened.resolve_range(req, head_ref_override="no-such-ref")
+    # The event's reason describes a range that was not used.
+    rng = opened.resolve_range(DEFAULT, base_ref_override=first, head_ref_override=third)
+    assert not any("no GitHub event" in n or "HEAD~1..HEAD" in n for n in rng.notes)
 
 
-def test_unrelated_base_is_an_error_for_overrides(repo: TestRepo, opened: GitRepo) -> None:
+def test_rollback_range_diffs_the_two_trees(repo: TestRepo, opened: GitRepo) -> None:
+    """`plan --base HEAD --head HEAD~1`: the server holds HEAD, deploying HEAD~1 rolls back."""
+    repo.write(repo.nf_path("welcome", "steps/email_1/body.html"), "newer")
+    repo.commit("newer")
+    rng = opened.resolve_range(DEFAULT, base_ref_override="HEAD", head_ref_override="HEAD~1")
+    assert (rng.base, rng.head) == (repo.sha(), repo.sha("HEAD~1"))
+    assert any("not an ancestor" in n and "rollback" in n for n in rng.notes)
+    assert handles(opened, rng, repo)[0] == {"welcome"}
+
+
+def test_unrelated_override_compares_trees_but_pull_request_needs_history(repo: TestRepo, opened: GitRepo) -> None:
+    main = repo.sha()
     repo.git("checkout", "-q", "--orphan", "other")
-    repo.write("z", "z")
+    repo.git("rm", "-r", "-q", "-f", ".")
+    repo.write(repo.nf_path("welcome", "notiflow.json"), "{}")
     other = repo.commit("orphan")
+    rng = opened.resolve_range(DEFAULT, base_ref_override="main", head_ref_override=other)
+    assert (rng.base, rng.head) == (main, other)
+    assert handles(opened, rng, repo) == ({"welcome"}, {"order-shipped"}, True)  # notiflows.json gone too
+    pr = range_request("pull_request", {"pull_request": {"base": {"sha": main}, "head": {"sha": other}}})
     with pytest.raises(GitError, match="share no history"):
-        opened.resolve_range(DEFAULT, base_ref_override="main", head_ref_override=other)
+        opened.resolve_range(pr)
+
+
+def test_base_branch_only_on_origin(repo: TestRepo, tmp_path: Path) -> None:
+    """actions/checkout creates no local branch: `--base main` means origin/main then."""
+    repo.init_project("welcome", "order-shipped")
+    repo.write(repo.nf_path("welcome", "steps/email_1/body.html"), "on main")
+    main = repo.commit("main")
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.write(repo.nf_path("order-shipped", "steps/email_1/body.html"), "feature")
+    feature = repo.commit("feature")
+    down = clone(repo.path, tmp_path / "down", "--branch", "feature")
+    down.git("branch", "-D", "main", check=False)
+    with GitRepo(down.path) as g:
+        assert g.resolve("main") is None
+        rng = g.resolve_range(DEFAULT, base_ref_override="main")
+        assert (rng.base, rng.head) == (main, feature)
+        assert any("origin/main" in n and "no local main" in n for n in rng.notes)
+        with pytest.raises(GitError, match="--base / input base-ref 'nope' is not a commit in this repository"):
+            g.resolve_range(DEFAULT, base_ref_override="nope")
+
+
+def test_base_branch_fetched_into_a_shallow_pull_request_checkout(repo: TestRepo, tmp_path: Path) -> None:
+    repo.init_project("welcome", "order-shipped")
+    shas = _history(repo, 3)
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.add_notiflow("from-pr")
+    head = repo.commit("pr")
+    down = clone(repo.path, tmp_path / "down", "--depth", "1", "--branch", "feature", "--single-branch")
+    with GitRepo(down.path, deepen_start=2) as g:
+        assert g.resolve("origin/main") is None
+        rng = g.resolve_range(DEFAULT, base_ref_override="main")
+        assert (rng.base, rng.head) == (shas[-1], head)
+        assert handles(g, rng, down)[0] == {"from-pr"}
 
 
 # -- shallow clones -----------------------------------------------------------------------------
@@ -417,8 +543,25 @@ def test_shallow_clone_deepens_from_origin(repo: TestRepo, tmp_path: Path) -> No
         assert g.resolve(shas[10]) is None
         rng = g.resolve_range(push(shas[10], shas[-1]))
         assert (rng.base, rng.head) == (shas[10], shas[-1])
-        assert any("--deepen" in n for n in rng.notes)
+        assert any("fetched push `before`" in n for n in rng.notes)
         assert handles(g, rng, down) == ({"welcome", "order-shipped"}, set(), False)
+
+
+def test_shallow_force_push_fetches_a_non_ancestor_before(repo: TestRepo, tmp_path: Path) -> None:
+    repo.init_project("welcome", "order-shipped")
+    fork = _history(repo, 3)[-1]
+    repo.write(repo.nf_path("welcome", "steps/email_1/body.html"), "dropped")
+    dropped = repo.commit("dropped")
+    repo.git("tag", "keep-dropped")  # still fetchable from origin, as GitHub keeps it for a while
+    repo.git("reset", "-q", "--hard", fork)
+    repo.write(repo.nf_path("order-shipped", "steps/email_1/body.html"), "new")
+    new_tip = repo.commit("new")
+    down = clone(repo.path, tmp_path / "down", "--depth", "1", "--no-tags")
+    with GitRepo(down.path) as g:
+        assert g.resolve(dropped) is None
+        rng = g.resolve_range(push(dropped, new_tip, forced=True))
+        assert (rng.base, rng.head) == (dropped, new_tip)
+        assert handles(g, rng, down)[0] == {"welcome", "order-shipped"}
 
 
 def test_shallow_clone_default_range_fetches_parent(repo: TestRepo, tmp_path: Path) -> None:
@@ -453,7 +596,7 @@ def test_shallow_force_push_with_unfetchable_before(repo: TestRepo, tmp_path: Pa
     with GitRepo(down.path, deepen_start=2, deepen_attempts=2) as g:
         rng = g.resolve_range(push("e" * 40, shas[-1], forced=True))
         assert rng.base == shas[-2]
-        assert any("force push" in n for n in rng.notes)
+        assert any("force-pushed away" in n and "not seen" in n for n in rng.notes)
 
 
 def test_shallow_pull_request_merge_checkout(repo: TestRepo, tmp_path: Path) -> None:

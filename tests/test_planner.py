@@ -7,7 +7,7 @@ from typing import Any
 
 from notiflows_deploy.api.models import RemoteNotiflow
 from notiflows_deploy.model import Problem, Severity, Status
-from notiflows_deploy.planner import PlanInput, plan_one, plan_outcome
+from notiflows_deploy.planner import KnownContent, PlanInput, plan_one, plan_outcome
 
 PATH = ".notiflows/notiflows/welcome-series"
 
@@ -212,3 +212,26 @@ def test_conflict_view_never_shows_a_rotated_secret_on_any_side() -> None:
     assert unknown.status is Status.CONFLICT
     assert OLD_SECRET not in unknown.diff and NEW_SECRET not in unknown.diff
     assert "(changed; the value holds a secret)" in unknown.diff
+
+
+# ---- pull requests: the base branch tip's content is ours too ----------------------------------------------
+
+
+def test_base_branch_tip_content_is_ours_for_a_pull_request() -> None:
+    merge_base = payload("Welcome")
+    main_tip = payload("Welcome (main moved on and was deployed)")
+    tip = KnownContent(main_tip, "the base branch tip 1a2b3c4d5e6f (pull_request.base.sha)")
+    item = plan_one(inp(payload=payload("PR edit"), base_payload=merge_base, remote=remote(main_tip, sha="s7"),
+                        also_ours=(tip,)))
+    assert item.action is Status.WOULD_UPDATE and item.expected_sha == "s7"
+    assert "holds what the base branch tip 1a2b3c4d5e6f (pull_request.base.sha) has" in item.reason
+    # without it, the same server is a conflict that names what was compared
+    plain = plan_one(inp(payload=payload("PR edit"), base_payload=merge_base, remote=remote(main_tip, sha="s7")))
+    assert plain.action is Status.CONFLICT
+    dash = plan_one(inp(payload=payload("PR edit"), base_payload=merge_base, remote=remote(payload("Dash"), sha="s8"),
+                        also_ours=(tip,)))
+    assert dash.action is Status.CONFLICT
+    assert "nor the base branch tip 1a2b3c4d5e6f (pull_request.base.sha)" in dash.reason
+    # the three-way view still starts from the merge base
+    assert dash.conflict is not None and dash.conflict.base_content is not None
+    assert dash.conflict.base_content["steps"]["email_1"]["template"]["data"]["subject"] == "Welcome"

@@ -1,6 +1,7 @@
 """Turn a GitHub Actions event into the commit range whose changes count.
 
-Pure except `range_request_from_env`, which may read GITHUB_EVENT_PATH.
+Pure except `read_event_file` (and `range_request_from_env`, which calls it), which read
+GITHUB_EVENT_PATH.
 
 The payload is read defensively: scheduled payloads have historically been `{"schedule": ...}`
 only, and any key may be missing or of the wrong type, so every lookup tolerates that.
@@ -70,19 +71,67 @@ def _is_zero(value: Any) -> bool:
 
 def parse_event_payload(text: str | bytes | None) -> dict[str, Any]:
     """The event JSON as a dict; {} when missing, empty or not a JSON object (never raises)."""
-    if not text:
-        return {}
+    return _parse_payload(text, "the event payload")[0]
+
+
+def _parse_payload(text: str | bytes | None, where: str) -> tuple[dict[str, Any], str | None]:
+    """(payload, what is wrong with it or None); never raises."""
+    if text is None or not text.strip():
+        return {}, f"{where} is empty"
     try:
         data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return {}, f"{where} is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
     except (ValueError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return {}, f"{where} is not UTF-8 JSON"
+    if not isinstance(data, dict):
+        return {}, f"{where} holds a JSON {type(data).__name__}, not an object"
+    return data, None
+
+
+@dataclass(frozen=True)
+class EventFile:
+    payload: dict[str, Any]
+    problem: str | None  # what is wrong with GITHUB_EVENT_PATH or its content, for the run's notes
+
+
+def read_event_file(env: Mapping[str, str]) -> EventFile:
+    """The payload GITHUB_EVENT_PATH names, and what went wrong reading it (never raises)."""
+    path = env.get("GITHUB_EVENT_PATH", "")
+    if not path:
+        return EventFile({}, "GITHUB_EVENT_PATH is not set")
+    where = f"the event file {path} (GITHUB_EVENT_PATH)"
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return EventFile({}, f"{where} does not exist")
+    except OSError as exc:
+        return EventFile({}, f"cannot read {where}: {exc.strerror or exc}")
+    payload, problem = _parse_payload(text, where)
+    return EventFile(payload, problem)
+
+
+def _missing(payload: Mapping[str, Any], problem: str | None, *keys: str) -> str:
+    """Why the payload gives no usable sha at `keys`: the file's own problem first."""
+    if problem:
+        return problem
+    value = _get(payload, *keys)
+    name = ".".join(keys)
+    if value is None:
+        return f"the payload has no `{name}`"
+    return f"`{name}` in the payload is not a commit sha ({json.dumps(value)[:60]})"
 
 
 def range_request(
-    event_name: str | None, event: Mapping[str, Any] | None, *, github_sha: str | None = None
+    event_name: str | None, event: Mapping[str, Any] | None, *, github_sha: str | None = None,
+    payload_problem: str | None = None,
 ) -> RangeRequest:
-    """The range request for `event_name` (GITHUB_EVENT_NAME) and its parsed payload."""
+    """The range request for `event_name` (GITHUB_EVENT_NAME) and its parsed payload.
+
+    `payload_problem` says what was wrong with the event file (see `read_event_file`); a fallback
+    to HEAD~1..HEAD names it, so the note says exactly why the event's range was not used.
+    """
     name = (event_name or "").strip()
     payload: Mapping[str, Any] = event if isinstance(event, Mapping) else {}
     sha = _sha(github_sha)
@@ -96,8 +145,9 @@ def range_request(
         label = f"pull request #{number}" if isinstance(number, int) else "pull request"
         if base is None or head is None:
             # Payload without the shas: fall back to the checked-out commit and its parent.
+            keys = ("pull_request", "base", "sha") if base is None else ("pull_request", "head", "sha")
             return RangeRequest(
-                None, sha, False, f"{name} event without pull_request.base/head sha; using HEAD~1..HEAD",
+                None, sha, False, f"{name} event: {_missing(payload, payload_problem, *keys)}; using HEAD~1..HEAD",
                 KIND_DEFAULT, merge_commit=sha, default_branch=default_branch,
             )
         return RangeRequest(
@@ -125,8 +175,8 @@ def range_request(
         before = _sha(before_raw)
         if before is None:
             return RangeRequest(
-                None, after, False, "push event without `before`; using HEAD~1..HEAD", KIND_DEFAULT,
-                ref=ref, default_branch=default_branch, forced=forced,
+                None, after, False, f"push event: {_missing(payload, payload_problem, 'before')}; using HEAD~1..HEAD",
+                KIND_DEFAULT, ref=ref, default_branch=default_branch, forced=forced,
             )
         return RangeRequest(
             before, after, False, f"push {before[:12]}..{(after or 'HEAD')[:12]}" + (" (forced)" if forced else ""),
@@ -137,8 +187,9 @@ def range_request(
         base = _sha(_get(payload, "merge_group", "base_sha"))
         head = _sha(_get(payload, "merge_group", "head_sha")) or sha
         if base is None:
+            why = _missing(payload, payload_problem, "merge_group", "base_sha")
             return RangeRequest(
-                None, head, False, "merge_group event without base_sha; using HEAD~1..HEAD", KIND_DEFAULT,
+                None, head, False, f"merge_group event: {why}; using HEAD~1..HEAD", KIND_DEFAULT,
                 default_branch=default_branch,
             )
         return RangeRequest(
@@ -156,14 +207,14 @@ def range_request(
 
 def range_request_from_env(env: Mapping[str, str], event_text: str | bytes | None = None) -> RangeRequest:
     """GITHUB_EVENT_NAME and GITHUB_SHA from `env`; the payload from `event_text`, or else read from
-    GITHUB_EVENT_PATH (the module's only I/O; a missing or unreadable file counts as no payload).
-    Outside Actions (no GITHUB_EVENT_NAME) this is the default HEAD~1..HEAD request."""
-    if event_text is None and env.get("GITHUB_EVENT_NAME") and env.get("GITHUB_EVENT_PATH"):
-        try:
-            with open(env["GITHUB_EVENT_PATH"], "rb") as handle:
-                event_text = handle.read()
-        except OSError:
-            event_text = None
-    return range_request(
-        env.get("GITHUB_EVENT_NAME"), parse_event_payload(event_text), github_sha=env.get("GITHUB_SHA")
-    )
+    GITHUB_EVENT_PATH. A missing, unreadable or malformed file counts as no payload, and the fallback
+    note says which. Outside Actions (no GITHUB_EVENT_NAME) this is the default HEAD~1..HEAD request."""
+    name = env.get("GITHUB_EVENT_NAME")
+    if not name:
+        return range_request(None, None)
+    if event_text is not None:
+        payload, problem = _parse_payload(event_text, "the event payload")
+    else:
+        event = read_event_file(env)
+        payload, problem = event.payload, event.problem
+    return range_request(name, payload, github_sha=env.get("GITHUB_SHA"), payload_problem=problem)
