@@ -4,7 +4,8 @@ Every notiflow in the repo at head and every notiflow on the server (all pages) 
 
 * ``in-sync``          the server's current version holds the head content;
 * ``undeployed``       the server holds an older revision of this notiflow from the repo's history
-                       (which commit, and how many commits touching the notiflow it is behind);
+                       (which commit; how many commits touching the notiflow, and how many commits in
+                       all, it is behind head);
 * ``edited-remotely``  the server holds content the repo never had (within the searched history);
 * ``repo-only``        in the repo, not on the server;
 * ``remote-only``      on the server, no directory in the repo (not managed by this repo);
@@ -14,8 +15,9 @@ A published version that differs from the current draft is a flag (``extra["unpu
 not a class: the draft is what a deploy writes, so it is what drift compares.
 
 History stays cheap on long histories: it is read only for notiflows whose server content differs
-from head, only through ``git log`` limited to that notiflow's directory, at most `bound` commits,
-and each (commit, handle) payload is loaded once.
+from head, in one `git log` over the notiflows directory for all of them (grouped by handle, stopped
+as soon as each has `bound` + 1 commits, and capped), and each (commit, handle) payload is loaded
+once. A shallow clone is deepened from `origin` when a search ran into its boundary.
 
 `classify` is pure (fakes in, outcome out); `run_drift` does the reading: one paged listing, head
 loads, and one bounded-concurrency GET per repo notiflow that exists on the server.
@@ -23,10 +25,14 @@ loads, and one bounded-concurrency GET per repo notiflow that exists on the serv
 
 from __future__ import annotations
 
+import os
+import subprocess
+import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from notiflows_deploy.api.errors import ApiError
@@ -35,6 +41,7 @@ from notiflows_deploy.api.ratelimit import run_bounded
 from notiflows_deploy.diff import semantic_diff
 from notiflows_deploy.errors import GitError
 from notiflows_deploy.files import Tree
+from notiflows_deploy.gitrepo import safe_directory_env
 from notiflows_deploy.loader import DocumentChecker, LoadedNotiflow, list_handles, load_notiflow
 from notiflows_deploy.model import NotiflowOutcome, Problem, Status
 from notiflows_deploy.normalize import content_from_payload, content_from_remote, same_content
@@ -42,6 +49,16 @@ from notiflows_deploy.secretpaths import old_values
 
 DEFAULT_HISTORY_BOUND = 50
 NOTIFLOW_FILE = "notiflow.json"
+# The one history pass reads at most bound * WALK_FACTOR commits touching the notiflows directory.
+WALK_FACTOR = 200
+# Deepening a shallow clone: --deepen=START, doubled each round, at most ROUNDS rounds.
+DEEPEN_START = 64
+DEEPEN_ROUNDS = 4
+FETCH_DEPTH_FIX = "set `fetch-depth: 0` on actions/checkout"
+
+# Why a notiflow's history search stopped before `bound` commits (HistoryLookup.cut).
+CUT_SHALLOW = "shallow"  # at a shallow clone's boundary
+CUT_CAPPED = "capped"  # at the pass's commit cap
 
 # Report order: what needs a human first, in-sync last.
 CLASS_ORDER: tuple[Status, ...] = (
@@ -70,12 +87,23 @@ class Revision:
     payload: dict[str, Any] | None
 
 
+def _no_count(_commit: str) -> int | None:
+    return None
+
+
+def _no_cut() -> str | None:
+    return None
+
+
 class HistoryLookup:
     """Older revisions of one notiflow, newest first, loaded lazily and at most `bound` of them.
 
-    `commits` is called on the first iteration only (so `git log` runs only for notiflows that
-    differ from the server); it may return more than `bound` shas, which tells that the history
-    goes further back than what is searched. `load(commit)` gives the payload at that commit.
+    `commits` is called on the first iteration only (so git runs only for notiflows that differ
+    from the server); it may return more than `bound` shas, which tells that the history goes
+    further back than what is searched. `load(commit)` gives the payload at that commit.
+    `cut()` (asked after `commits`) says why the list may stop short of the real history
+    (`CUT_SHALLOW`, `CUT_CAPPED`, or None); `shallow=True` says so for a shallow clone up front.
+    `commits_since(commit)` counts every commit from there to head (None: unknown).
     """
 
     def __init__(
@@ -85,13 +113,17 @@ class HistoryLookup:
         *,
         bound: int = DEFAULT_HISTORY_BOUND,
         shallow: bool = False,
+        cut: Callable[[], str | None] = _no_cut,
+        commits_since: Callable[[str], int | None] = _no_count,
     ) -> None:
         if bound < 0:
             raise ValueError("bound must not be negative")
         self.bound = bound
-        self.shallow = shallow  # a shallow clone: older commits may exist but are not here
+        self._shallow = shallow  # a shallow clone: older commits may exist but are not here
+        self._cut = cut
         self._commits_fn = commits
         self._load = load
+        self.commits_since = commits_since
         self._commits: list[str] | None = None
         self.searched = 0  # revisions yielded so far
 
@@ -100,10 +132,22 @@ class HistoryLookup:
             self._commits = list(self._commits_fn()) if self.bound else []
         return self._commits
 
+    def _cut_reason(self) -> str | None:
+        if not self.bound:
+            return None  # nothing searched: classify says so itself
+        self._list()  # the cut is known once the commits are
+        return self._cut()
+
+    @property
+    def shallow(self) -> bool:
+        """Did the search stop at a shallow clone's boundary (older commits may exist elsewhere)?"""
+        return self._shallow or self._cut_reason() == CUT_SHALLOW
+
     @property
     def truncated(self) -> bool:
         """May the notiflow's history go further back than what is searched? (Lists the commits.)"""
-        return self.shallow or len(self._list()) > self.bound
+        listed = self._list()
+        return self.shallow or self._cut_reason() is not None or len(listed) > self.bound
 
     @property
     def available(self) -> int:
@@ -121,20 +165,104 @@ class HistoryLookup:
         return HistoryLookup(list, lambda _commit: None, bound=0)
 
     @staticmethod
-    def of(revisions: Iterable[tuple[str, dict[str, Any] | None]], *, bound: int = DEFAULT_HISTORY_BOUND
-           ) -> HistoryLookup:
-        """From (commit, payload) pairs, newest first (tests, callers with history at hand)."""
+    def of(revisions: Iterable[tuple[str, dict[str, Any] | None]], *, bound: int = DEFAULT_HISTORY_BOUND,
+           totals: Mapping[str, int] | None = None) -> HistoryLookup:
+        """From (commit, payload) pairs, newest first (tests, callers with history at hand);
+        `totals`: commits from each commit to head, when known."""
         pairs = list(revisions)
         payloads = dict(pairs)
-        return HistoryLookup(lambda: [c for c, _ in pairs], payloads.get, bound=bound)
+        known = dict(totals or {})
+        return HistoryLookup(lambda: [c for c, _ in pairs], payloads.get, bound=bound, commits_since=known.get)
+
+
+# ---------------------------------------------------------------------------------------------
+# git plumbing the history pass needs (streamed, so the pass can stop early)
+
+
+def _git_command(toplevel: Path, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """argv and environment for git in `toplevel`, trusted and literal as gitrepo.GitRepo runs it."""
+    env = dict(os.environ)
+    env.update(safe_directory_env(toplevel, env))
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_LITERAL_PATHSPECS="1")
+    executable = os.environ.get("GIT_PYTHON_GIT_EXECUTABLE") or "git"
+    return [executable, *args], env
+
+
+def stream_git(toplevel: Path, args: Sequence[str], *, sep: bytes = b"\n") -> Generator[str, None, None]:
+    """The output of `git args` in `toplevel`, one `sep`-terminated token at a time, as git writes it.
+
+    Closing the iterator early stops git (a history walk that found enough ends there). A failing
+    git raises GitError with git's own message."""
+    argv, env = _git_command(toplevel, args)
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: git's stderr can never block it
+        try:
+            proc = subprocess.Popen(argv, cwd=toplevel, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=errors, bufsize=0)
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc}", hint="install git (e.g. apt-get install git)") from None
+        assert proc.stdout is not None
+        finished = False
+        try:
+            pending = b""
+            while chunk := proc.stdout.read(65536):  # unbuffered: whatever git wrote so far
+                *tokens, pending = (pending + chunk).split(sep)
+                for token in tokens:
+                    yield token.decode("utf-8", "surrogateescape")
+            if pending:
+                yield pending.decode("utf-8", "surrogateescape")
+            finished = True
+        finally:
+            if not finished:
+                proc.kill()
+            proc.stdout.close()
+            status = proc.wait()
+        if status != 0:
+            errors.seek(0)
+            text = " ".join(errors.read().decode("utf-8", "replace").split())
+            raise GitError(f"`git {' '.join(args)}` failed (exit {status}): {text or 'no message'}")
+
+
+def walk_touches(toplevel: Path, head: str, root: str) -> Generator[tuple[str, set[str]], None, None]:
+    """(commit, handles whose directory it touched) for each commit from `head` touching `root`
+    (relative to the top level), newest first, in one `git log` (path-limited like `git log -- root`;
+    a merge counts for the paths it changed against every parent, as `git log -- dir` shows it)."""
+    prefix = root.strip("/") + "/"
+    args = ["log", "-z", "--format=%x01%H", "--name-only", "--cc", "--no-renames", "--no-show-signature",
+            head, "--", root.strip("/")]
+    commit: str | None = None
+    handles: set[str] = set()
+    for token in stream_git(toplevel, args, sep=b"\0"):
+        token = token.lstrip("\n")  # git ends the header line with a newline before the first name
+        if token.startswith("\x01"):
+            if commit is not None:
+                yield commit, handles
+            commit, handles = token[1:], set()
+        elif token.startswith(prefix):
+            handle, slash, _rest = token[len(prefix):].partition("/")
+            if slash:  # a file in a notiflow's directory, not one next to them
+                handles.add(handle)
+    if commit is not None:
+        yield commit, handles
+
+
+def count_commits(toplevel: Path, since: str, head: str) -> int:
+    """`git rev-list --count since..head`: every commit after `since` up to head."""
+    text = "".join(stream_git(toplevel, ["rev-list", "--count", f"{since}..{head}"])).strip()
+    return int(text or "0")
 
 
 class GitSource(Protocol):
     """What drift needs from gitrepo.GitRepo."""
 
+    toplevel: Path
+
     def tree_at(self, commit: str, project_prefix: str) -> Tree: ...
 
-    def log_paths(self, path: str, head: str, max_count: int) -> list[str]: ...
+    def is_shallow(self) -> bool: ...
+
+    def has_remote(self, name: str = ...) -> bool: ...
+
+    def deepen(self, targets: Sequence[str], depth: int, *, remote: str = ...) -> bool: ...
 
 
 def _join(*parts: str) -> str:
@@ -144,10 +272,12 @@ def _join(*parts: str) -> str:
 class GitHistory:
     """`git_history_fn` for `run_drift` backed by a git repository.
 
-    Lists only the commits that touched ``<project_prefix>/<notiflows_root>/<handle>`` (up to
-    `bound` + 1, the extra one only to know whether the search was cut short) and loads each
-    revision once per (commit, handle); trees are cached per commit. Revisions are loaded without
-    schema checks: only their payload matters.
+    One `git log` over ``<project_prefix>/<notiflows_root>`` serves every notiflow: commits are
+    grouped by the handle directories they touch, and the walk stops once every wanted handle
+    (`want`) has `bound` + 1 commits (the extra one only tells the search was cut short), at the
+    end of the history, or after `max_walk` commits. A handle the pass did not cover gets a pass
+    of its own. Each revision is loaded once per (commit, handle), trees cached per commit, without
+    schema checks: only its payload matters. `deepen` fetches more of a shallow clone's history.
     """
 
     def __init__(
@@ -160,26 +290,115 @@ class GitHistory:
         env: Mapping[str, str],
         display_prefix: str = "",
         bound: int = DEFAULT_HISTORY_BOUND,
-        shallow: bool = False,
+        shallow: bool | None = None,
+        max_walk: int | None = None,
     ) -> None:
         self.git = git
-        self.shallow = shallow
         self.head = head
         self.project_prefix = project_prefix
         self.notiflows_root = notiflows_root
         self.env = env
         self.display_prefix = display_prefix
         self.bound = bound
+        self.max_walk = max_walk if max_walk is not None else max(1, bound) * WALK_FACTOR
+        self._shallow = shallow
+        self._wanted: set[str] = set()
+        self._found: dict[str, list[str]] = {}
+        self._walked_all = False  # the last pass read the whole history (to the root or a shallow boundary)
+        self._capped = False  # the last pass stopped at max_walk
         self._trees: dict[str, Tree] = {}
         self._payloads: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._lock = threading.Lock()
-        self.log_calls = 0  # for tests and the benchmark: history must stay cheap
+        self._walk_lock = threading.Lock()
+        self.log_calls = 0  # for tests and the benchmark: history must stay cheap (git log processes)
         self.loads = 0
+        self.deepened = 0  # commits of depth fetched from origin
+
+    # -- which commits touched a notiflow ----------------------------------------------------
+
+    @property
+    def shallow(self) -> bool:
+        if self._shallow is None:
+            self._shallow = self.git.is_shallow()
+        return self._shallow
+
+    def want(self, handles: Iterable[str]) -> None:
+        """Handles whose history will be searched: the next pass covers them all at once."""
+        self._wanted.update(handles)
+
+    def _covered(self, handle: str) -> bool:
+        return self._walked_all or self._capped or len(self._found.get(handle, ())) > self.bound
+
+    def _walk(self, wanted: set[str]) -> None:
+        """One pass from head: up to `bound` + 1 commits for every handle, stopping as early as allowed."""
+        self.log_calls += 1
+        limit = self.bound + 1
+        found: dict[str, list[str]] = {}
+        pending = set(wanted)
+        walked, ended = 0, True
+        walk = walk_touches(self.git.toplevel, self.head, _join(self.project_prefix, self.notiflows_root))
+        try:
+            for commit, handles in walk:
+                walked += 1
+                for handle in handles:
+                    shas = found.setdefault(handle, [])
+                    if len(shas) < limit:
+                        shas.append(commit)
+                    if len(shas) >= limit:
+                        pending.discard(handle)
+                if not pending or walked >= self.max_walk:
+                    ended = False
+                    break
+        finally:
+            walk.close()
+        # A later pass starts at head too, so its lists extend the earlier ones: keep the longer.
+        for handle, shas in found.items():
+            if len(shas) > len(self._found.get(handle, ())):
+                self._found[handle] = shas
+        self._walked_all = self._walked_all or ended
+        self._capped = self._capped or (not ended and bool(pending))
 
     def commits(self, handle: str) -> list[str]:
-        self.log_calls += 1
-        directory = _join(self.project_prefix, self.notiflows_root, handle)
-        return self.git.log_paths(directory, self.head, self.bound + 1)
+        with self._walk_lock:
+            if not self._covered(handle):
+                self._walk({h for h in self._wanted | {handle} if not self._covered(h)})
+            return list(self._found.get(handle, ()))
+
+    def cut(self, handle: str) -> str | None:
+        """Why `handle`'s list may stop before `bound` commits although older ones exist."""
+        if len(self._found.get(handle, ())) > self.bound:
+            return None  # the bound itself cut it, which the lookup sees from the list
+        if self._capped and not self._walked_all:
+            return CUT_CAPPED
+        if self._walked_all and self.shallow:
+            return CUT_SHALLOW
+        return None
+
+    def commits_since(self, commit: str) -> int | None:
+        """Every commit after `commit` up to head (not only those touching the notiflow)."""
+        try:
+            return count_commits(self.git.toplevel, commit, self.head)
+        except (GitError, ValueError):
+            return None  # a count is a detail: never let it break the classification
+
+    # -- a shallow clone ---------------------------------------------------------------------
+
+    def can_deepen(self) -> bool:
+        return self.shallow and self.git.has_remote("origin")
+
+    def deepen(self, depth: int) -> bool:
+        """Fetch `depth` more commits behind head from origin and forget the passes made so far.
+        False when nothing could be fetched."""
+        if not self.can_deepen():
+            return False
+        ok = self.git.deepen([self.head], depth)
+        self._shallow = self.git.is_shallow()
+        if ok:
+            self.deepened += depth
+            self._found, self._walked_all, self._capped = {}, False, False
+        return ok
+
+    # -- revisions ---------------------------------------------------------------------------
 
     def payload_at(self, commit: str, handle: str) -> dict[str, Any] | None:
         key = (commit, handle)
@@ -200,7 +419,7 @@ class GitHistory:
 
     def __call__(self, handle: str) -> HistoryLookup:
         return HistoryLookup(lambda: self.commits(handle), lambda c: self.payload_at(c, handle), bound=self.bound,
-                             shallow=self.shallow)
+                             cut=lambda: self.cut(handle), commits_since=self.commits_since)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,19 +434,40 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _listing_ids(remote: RemoteNotiflow) -> tuple[Any, Any, bool | None]:
+    """(current id, published id, never published?) from a listing item; None: the item does not say."""
+    raw = remote.raw
+    current_id, published_id = raw.get("current_version_id"), raw.get("published_version_id")
+    never = published_id is None if "published_version_id" in raw else None
+    return current_id, published_id, never
+
+
+def _listing_differs(remote: RemoteNotiflow) -> tuple[bool, bool | None]:
+    """(unpublished changes?, never published?) from a listing item. The server's own
+    `has_unpublished_changes` wins over comparing ids: a fresh draft made by a publish has an id of
+    its own but holds the published content."""
+    current_id, published_id, never = _listing_ids(remote)
+    if "has_unpublished_changes" in remote.raw:
+        return remote.has_unpublished_changes or bool(never), never
+    return bool(never) or (published_id is not None and current_id is not None and current_id != published_id), never
+
+
 def publish_state(remote: RemoteNotiflow) -> dict[str, Any]:
     """The unpublished-changes flag: the published version is not the current draft (or there is
-    no published version at all). Works on a full GET answer and on a listing item."""
+    no published version at all). Works on a full GET answer and on a listing item, which carries
+    only version ids: "never published" is said only when the answer shows no published version
+    (`never_published` None: the listing item does not tell)."""
     current, published = remote.current_version, remote.published_version
     if current is not None:
+        never: bool | None = published is None
         differs = remote.has_unpublished_changes or published is None or published.sha != current.sha
-    else:  # listing item: only ids
-        current_id, published_id = remote.raw.get("current_version_id"), remote.raw.get("published_version_id")
-        differs = remote.has_unpublished_changes or (current_id is not None and current_id != published_id)
+    else:
+        differs, never = _listing_differs(remote)
     if not differs:
         return {}
     return {
         "unpublished_changes": True,
+        "never_published": never,
         "published_version": published.version_number if published is not None else None,
         "current_version": current.version_number if current is not None else None,
     }
@@ -238,9 +478,22 @@ def _publish_sentence(flags: Mapping[str, Any]) -> str:
         return ""
     current, published = flags.get("current_version"), flags.get("published_version")
     draft = f"the current draft (v{current})" if current is not None else "the current draft"
-    if published is None:
+    if flags.get("never_published"):
         return f" Never published: {draft} is not live."
-    return f" The published version (v{published}) differs from {draft}."
+    if published is not None:
+        return f" The published version (v{published}) differs from {draft}."
+    if flags.get("never_published") is False:
+        return f" The published version differs from {draft}."
+    return f" {draft[0].upper()}{draft[1:]} has unpublished changes."
+
+
+def _is_live(remote: RemoteNotiflow) -> bool:
+    """Is the current version's content the published one? From the versions, else from the listing."""
+    current, published = remote.current_version, remote.published_version
+    if current is not None:
+        return current.status == "published" or (published is not None and published.sha == current.sha)
+    differs, never = _listing_differs(remote)
+    return never is False and not differs
 
 
 def _with_remote(outcome: NotiflowOutcome, remote: RemoteNotiflow) -> NotiflowOutcome:
@@ -248,7 +501,7 @@ def _with_remote(outcome: NotiflowOutcome, remote: RemoteNotiflow) -> NotiflowOu
     if current is not None:
         outcome.remote_sha_before = current.sha or None
         outcome.version = current.version_number or None
-        outcome.published = current.status == "published"
+    outcome.published = _is_live(remote)
     flags = publish_state(remote)
     outcome.extra.update(flags)
     outcome.detail += _publish_sentence(flags)
@@ -273,6 +526,39 @@ def _author(remote: RemoteNotiflow) -> str:
     if actor is None or not actor.name:
         return ""
     return f"{actor.name} ({actor.type})" if actor.type else actor.name
+
+
+def _undeployed(handle: str, head: LoadedNotiflow, revision: Revision, history: HistoryLookup, diff: str,
+                changes: str) -> NotiflowOutcome:
+    behind, total = revision.behind, history.commits_since(revision.commit)
+    if behind:
+        in_all = f" ({_plural(total, 'commit')} behind head in all)" if total is not None else ""
+        sentence = (f"The server holds the revision of commit {_short(revision.commit)}, "
+                    f"{_plural(behind, 'commit')} touching this notiflow behind head{in_all}.")
+    else:
+        sentence = (f"The server holds the revision of commit {_short(revision.commit)}, the latest commit "
+                    f"touching this notiflow, but not the content being compared (uncommitted changes?).")
+    return NotiflowOutcome(handle, Status.UNDEPLOYED, head.path, warnings=head.warnings, diff=diff,
+                           detail=f"{sentence} Server -> repo: {changes}.",
+                           extra={"deployed_commit": revision.commit, "commits_behind": behind,
+                                  "commits_behind_total": total})
+
+
+def _never_had(history: HistoryLookup, remote: RemoteNotiflow) -> str:
+    """Why the server's content counts as never in the repo, and how far that claim goes."""
+    searched = history.searched
+    if remote.current_version is None:
+        return "The server holds no current version for it."
+    if history.bound == 0:
+        return "The server holds content that differs from the repo's (no git history was searched)."
+    if searched == 0:
+        return "The server holds content that differs from the repo's (no commit touching it was found)."
+    if history.truncated:
+        why = "this clone is shallow" if history.shallow else "older history not searched"
+        return (f"The server holds content the repo never had within the last "
+                f"{_plural(searched, 'commit')} touching this notiflow ({why}).")
+    return (f"The server holds content the repo never had in any of the "
+            f"{_plural(searched, 'commit')} touching this notiflow.")
 
 
 def classify(
@@ -316,39 +602,15 @@ def classify(
     if remote.current_version is not None:
         for revision in history:
             if revision.payload is not None and same_content(revision.payload, remote_content):
-                behind = revision.behind
-                sentence = (
-                    f"The server holds the revision of commit {_short(revision.commit)}, "
-                    f"{_plural(behind, 'commit')} touching this notiflow behind head."
-                    if behind else
-                    f"The server holds the revision of commit {_short(revision.commit)}, the latest commit "
-                    f"touching this notiflow, but not the content being compared (uncommitted changes?)."
-                )
-                outcome = NotiflowOutcome(handle, Status.UNDEPLOYED, where, warnings=warnings, diff=diff,
-                                          detail=f"{sentence} Server -> repo: {changes}.",
-                                          extra={"deployed_commit": revision.commit, "commits_behind": behind})
-                return _with_remote(outcome, remote)
+                return _with_remote(_undeployed(handle, head, revision, history, diff, changes), remote)
 
-    searched = history.searched
-    if remote.current_version is None:
-        sentence = "The server holds no current version for it."
-    elif history.bound == 0:
-        sentence = "The server holds content that differs from the repo's (no git history was searched)."
-    elif searched == 0:
-        sentence = "The server holds content that differs from the repo's (no commit touching it was found)."
-    elif history.truncated:
-        why = "this clone is shallow" if history.shallow else "older history not searched"
-        sentence = (f"The server holds content the repo never had within the last "
-                    f"{_plural(searched, 'commit')} touching this notiflow ({why}).")
-    else:
-        sentence = (f"The server holds content the repo never had in any of the "
-                    f"{_plural(searched, 'commit')} touching this notiflow.")
+    sentence = _never_had(history, remote)
     author = _author(remote)
     if author:
         sentence += f" Its current version was created by {author}."
     outcome = NotiflowOutcome(handle, Status.EDITED_REMOTELY, where, warnings=warnings, diff=diff,
                               detail=f"{sentence} Server -> repo: {changes}.",
-                              extra={"history_searched": searched,
+                              extra={"history_searched": history.searched,
                                      "history_complete": history.bound > 0 and not history.truncated})
     return _with_remote(outcome, remote)
 
@@ -375,8 +637,75 @@ class ReadClient(Protocol):
     def get_notiflow(self, handle: str) -> RemoteNotiflow | None: ...
 
 
-class ShallowAware(GitSource, Protocol):
-    def is_shallow(self) -> bool: ...
+def _differing(heads: Mapping[str, LoadedNotiflow], remotes: Mapping[str, RemoteNotiflow | None]) -> list[str]:
+    """The handles whose history `classify` will search: valid at head, and the server's current
+    version holds other content."""
+    found = []
+    for handle, remote in remotes.items():
+        loaded = heads[handle]
+        if remote is None or remote.current_version is None or not loaded.ok or loaded.payload is None:
+            continue
+        if not same_content(loaded.payload, content_from_remote(remote)):
+            found.append(handle)
+    return found
+
+
+def _cut_by_shallow(compared: Mapping[str, NotiflowOutcome], lookups: Mapping[str, HistoryLookup]) -> list[str]:
+    return sorted(h for h, o in compared.items() if o.status is Status.EDITED_REMOTELY and lookups[h].shallow)
+
+
+def _search_deeper(
+    history: GitHistory,
+    heads: Mapping[str, LoadedNotiflow],
+    remotes: Mapping[str, RemoteNotiflow | None],
+    compared: dict[str, NotiflowOutcome],
+    lookups: dict[str, HistoryLookup],
+) -> None:
+    """Classify again, with more of a shallow clone's history fetched from origin each round, the
+    notiflows whose search ran into the clone's boundary (a deployed revision may lie beyond it)."""
+    depth = DEEPEN_START
+    for _ in range(DEEPEN_ROUNDS):
+        cut = _cut_by_shallow(compared, lookups)
+        if not cut or not history.deepen(depth):
+            return
+        history.want(cut)
+        for handle in cut:
+            lookups[handle] = history(handle)
+            compared[handle] = classify(handle, heads[handle], remotes[handle], lookups[handle])
+        depth *= 2
+
+
+def _shallow_notes(history: GitHistory | None, cut: Sequence[str]) -> list[str]:
+    notes: list[str] = []
+    if history is not None and history.deepened:
+        notes.append(f"shallow clone: fetched {history.deepened} more commits of history from origin (--deepen) "
+                     "to search for deployed revisions")
+    if not cut:
+        return notes
+    why = ""
+    if history is not None:
+        why = (" (fetching more from origin did not reach it)" if history.git.has_remote("origin")
+               else " (there is no `origin` remote to fetch more from)")
+    shown = ", ".join(cut[:5]) + (", …" if len(cut) > 5 else "")
+    notes.append(f"shallow clone: the history search for {_plural(len(cut), 'notiflow')} ({shown}) stopped at "
+                 f"the clone's boundary{why}, so they show as edited-remotely although the server may hold a "
+                 f"revision from an older commit; {FETCH_DEPTH_FIX} so drift can tell the two apart")
+    return notes
+
+
+def unpublished(outcomes: Iterable[NotiflowOutcome]) -> list[str]:
+    """Handles whose current draft is not the published version (a flag, not a class)."""
+    return sorted(o.handle for o in outcomes if o.extra.get("unpublished_changes"))
+
+
+def run_notes(outcomes: Sequence[NotiflowOutcome]) -> list[str]:
+    """Run-level facts worth a line of their own."""
+    drafts = unpublished(outcomes)
+    if not drafts:
+        return []
+    shown = ", ".join(drafts[:5]) + (", …" if len(drafts) > 5 else "")
+    return [f"unpublished changes: the current draft is not the published version for "
+            f"{_plural(len(drafts), 'notiflow')} ({shown})"]
 
 
 def run_drift(
@@ -387,12 +716,13 @@ def run_drift(
     env: Mapping[str, str],
     client: ReadClient,
     git_history_fn: Callable[[str], HistoryLookup] | None = None,
-    repo: ShallowAware | None = None,
+    repo: GitSource | None = None,
     head: str | None = None,
     history_depth: int = DEFAULT_HISTORY_BOUND,
     concurrency: int = 4,
     checker: DocumentChecker | None = None,
     secrets: set[str] | None = None,
+    notes: list[str] | None = None,
 ) -> list[NotiflowOutcome]:
     """Classify every notiflow of the repo at head and every notiflow on the server.
 
@@ -402,15 +732,17 @@ def run_drift(
     failed GET makes that notiflow ``failed`` and the others carry on.
 
     History: `git_history_fn(handle)`, else a `GitHistory` over `repo` at `head` searching
-    `history_depth` commits per notiflow, else none (every difference is ``edited-remotely``).
+    `history_depth` commits per notiflow (0: none), else none (every difference is
+    ``edited-remotely``). A `GitHistory` gets the differing handles up front (one git pass for all)
+    and deepens a shallow clone from origin when a search ran into its boundary.
     Every environment value substituted at head, and every value the server holds for those variables
     (read out of its text where it fits head's; see `secretpaths`), is added to `secrets` (when given)
-    so the caller can mask it; secret values never travel inside the outcomes.
+    so the caller can mask it; secret values never travel inside the outcomes. Run-level facts
+    (shallow clone, unpublished drafts) are appended to `notes` when given.
     """
     if git_history_fn is None and repo is not None and head is not None:
         git_history_fn = GitHistory(repo, head=head, project_prefix=display_prefix, notiflows_root=notiflows_root,
-                                    env=env, display_prefix=display_prefix, bound=history_depth,
-                                    shallow=repo.is_shallow())
+                                    env=env, display_prefix=display_prefix, bound=history_depth)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nfd-list") as background:
         listing = background.submit(client.list_notiflows)
         handles = list_handles(repo_tree, notiflows_root)
@@ -424,8 +756,8 @@ def run_drift(
     wanted = [h for h in handles if h in summaries and heads[h].ok and heads[h].payload is not None]
     fetched = dict(zip(wanted, run_bounded(client.get_notiflow, wanted, concurrency), strict=True))
 
-    history_for = git_history_fn or (lambda _handle: HistoryLookup.empty())
     outcomes: list[NotiflowOutcome] = []
+    remotes: dict[str, RemoteNotiflow | None] = {}
     for handle in handles:
         loaded = heads[handle]
         answer = fetched.get(handle)
@@ -437,17 +769,30 @@ def run_drift(
         remote = answer
         if remote is None and handle in summaries and not loaded.ok:
             remote = RemoteNotiflow.from_json(summaries[handle].raw)  # invalid: listing facts suffice
+        remotes[handle] = remote
         if secrets is not None:
             secrets.update(loaded.secret_values)
             if remote is not None and loaded.ok:  # what the server holds for head's variables (a rotation)
                 secrets.update(old_values(loaded.secret_templates, content_from_remote(remote))[0])
-        outcome = classify(handle, loaded, remote, history_for(handle))
-        outcomes.append(outcome)
+
+    git_history = git_history_fn if isinstance(git_history_fn, GitHistory) else None
+    if git_history is not None:
+        git_history.want(_differing(heads, remotes))
+    history_for = git_history_fn or (lambda _handle: HistoryLookup.empty())
+    lookups = {handle: history_for(handle) for handle in remotes}
+    compared = {handle: classify(handle, heads[handle], remotes[handle], lookups[handle]) for handle in remotes}
+    if git_history is not None:
+        _search_deeper(git_history, heads, remotes, compared, lookups)
+    outcomes.extend(compared.values())
+
     base = _join(display_prefix, notiflows_root)
     for handle, summary in summaries.items():
         if handle not in heads:
             remote = RemoteNotiflow.from_json(summary.raw)  # metadata only: no content needed
             outcomes.append(classify(handle, None, remote, HistoryLookup.empty(), path=_join(base, handle)))
+    if notes is not None:
+        notes.extend(_shallow_notes(git_history, _cut_by_shallow(compared, lookups)))
+        notes.extend(run_notes(outcomes))
     return sort_outcomes(outcomes)
 
 

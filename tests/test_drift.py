@@ -18,6 +18,7 @@ from notiflows_deploy.drift import (
     publish_state,
     run_drift,
     sort_outcomes,
+    unpublished,
 )
 from notiflows_deploy.files import WorkTree
 from notiflows_deploy.loader import LoadedNotiflow
@@ -200,12 +201,97 @@ def test_unpublished_flag_is_a_flag_not_a_class() -> None:
     r = remote("welcome", payload("<p>v2</p>"), number=4, published=2, published_content=payload("<p>v1</p>"))
     out = classify("welcome", head("welcome", payload("<p>v2</p>")), r, HistoryLookup.empty())
     assert out.status is Status.IN_SYNC
-    assert out.extra == {"unpublished_changes": True, "published_version": 2, "current_version": 4}
+    assert out.extra == {"unpublished_changes": True, "never_published": False, "published_version": 2,
+                         "current_version": 4}
     assert "published version (v2) differs from the current draft (v4)" in out.detail
     never = classify("welcome", head("welcome", payload()), remote("welcome", payload(), number=1),
                      HistoryLookup.empty())
-    assert never.extra["published_version"] is None and "Never published" in never.detail
+    assert never.extra["published_version"] is None and never.extra["never_published"] is True
+    assert "Never published" in never.detail
     assert publish_state(remote("w", payload(), number=2, published=2)) == {}
+
+
+def listing_item(**fields: Any) -> RemoteNotiflow:
+    """What drift knows of a notiflow from the listing alone: metadata and version ids, no versions."""
+    return RemoteNotiflow.from_json({"handle": "dash", "name": "Dash", "active": True, **fields})
+
+
+@pytest.mark.parametrize(
+    ("fields", "published", "flags", "sentence"),
+    [
+        # published and not edited since: live, nothing to flag
+        ({"current_version_id": "v2", "published_version_id": "v2", "has_unpublished_changes": False},
+         True, {}, ""),
+        # a fresh draft made by the publish: an id of its own, and the server says nothing is unpublished
+        ({"current_version_id": "v3", "published_version_id": "v2", "has_unpublished_changes": False},
+         True, {}, ""),
+        # published, then a newer draft: the listing has a published version, so never "never published"
+        ({"current_version_id": "v3", "published_version_id": "v2", "has_unpublished_changes": True},
+         False, {"unpublished_changes": True, "never_published": False, "published_version": None,
+                 "current_version": None}, "The published version differs from the current draft."),
+        ({"current_version_id": "v3", "published_version_id": "v2"},  # the ids alone say it
+         False, {"unpublished_changes": True, "never_published": False, "published_version": None,
+                 "current_version": None}, "The published version differs from the current draft."),
+        # the listing shows no published version: that is the evidence for "never published"
+        ({"current_version_id": "v1", "published_version_id": None, "has_unpublished_changes": True},
+         False, {"unpublished_changes": True, "never_published": True, "published_version": None,
+                 "current_version": None}, "Never published: the current draft is not live."),
+        # a listing that does not say: only what it does say
+        ({"has_unpublished_changes": True},
+         False, {"unpublished_changes": True, "never_published": None, "published_version": None,
+                 "current_version": None}, "The current draft has unpublished changes."),
+    ],
+)
+def test_remote_only_publish_state_comes_from_the_listing(fields: dict[str, Any], published: bool,
+                                                          flags: dict[str, Any], sentence: str) -> None:
+    out = classify("dash", None, listing_item(**fields), HistoryLookup.empty(), path=".notiflows/notiflows/dash")
+    assert out.status is Status.REMOTE_ONLY
+    assert out.published is published
+    assert out.extra == flags
+    if sentence:
+        assert out.detail.endswith(sentence)
+    else:
+        assert "publish" not in out.detail.lower()
+    if not flags.get("never_published"):
+        assert "Never published" not in out.detail
+
+
+def test_fresh_draft_equal_to_the_published_version_is_live() -> None:
+    data = payload()
+    current = version(data, 2, "draft")
+    published = {**version(data, 1, "published"), "sha": current["sha"]}
+    r = RemoteNotiflow.from_json({"handle": "welcome", "name": "Welcome", "active": True,
+                                  "has_unpublished_changes": False, "current_version": current,
+                                  "published_version": published})
+    out = classify("welcome", head("welcome", data), r, HistoryLookup.empty())
+    assert out.status is Status.IN_SYNC and out.published is True
+    assert "unpublished_changes" not in out.extra and "publish" not in out.detail.lower()
+
+
+def test_invalid_head_takes_the_publish_state_from_the_listing(tmp_path: Path) -> None:
+    write_notiflow(tmp_path, "broken", "<p>v1</p>")
+    (tmp_path / ".notiflows/notiflows/broken/notiflow.json").write_text("{not json")
+    published_then_edited = remote("broken", payload("<p>v2</p>"), number=3, published=2,
+                                   published_content=payload())
+    (out,) = run_drift(repo_tree=WorkTree(tmp_path), notiflows_root=".notiflows/notiflows", env={},
+                       client=FakeClient({"broken": published_then_edited}), git_history_fn=None)
+    assert out.status is Status.INVALID
+    assert "Never published" not in out.detail
+    assert "The published version differs from the current draft." in out.detail
+    assert out.extra["never_published"] is False and out.published is False
+
+
+def test_undeployed_says_how_many_commits_behind_in_all() -> None:
+    revisions = [("aaa" * 13 + "a", payload("<p>v3</p>")), ("bbb" * 13 + "b", payload("<p>v2</p>")),
+                 ("ccc" * 13 + "c", payload("<p>v1</p>"))]
+    hist = HistoryLookup.of(revisions, totals={"ccc" * 13 + "c": 9})
+    out = classify("welcome", head("welcome", payload("<p>v3</p>")), remote("welcome", payload("<p>v1</p>")), hist)
+    assert out.extra["commits_behind"] == 2 and out.extra["commits_behind_total"] == 9
+    assert "2 commits touching this notiflow behind head (9 commits behind head in all)" in out.detail
+    unknown = classify("welcome", head("welcome", payload("<p>v3</p>")), remote("welcome", payload("<p>v1</p>")),
+                       HistoryLookup.of(revisions))
+    assert unknown.extra["commits_behind_total"] is None and "in all" not in unknown.detail
+    assert unknown.to_dict()["commits_behind_total"] is None  # always in the report, null when unknown
 
 
 def test_secrets_are_masked_in_the_diff() -> None:
@@ -372,3 +458,23 @@ def test_run_drift_masks_a_rotated_secret_from_an_extracted_file(tmp_path: Path)
     # the text around the variable shows; the values (which differ) do not
     assert 'template.data.body: "<p>key ***</p>" -> "<p>key ***</p>" (changed; the value holds a secret)' in out.diff
     assert 'name: "Renamed" -> "Welcome"' in out.diff  # fields without a secret are shown as before
+
+
+def test_run_drift_notes_count_unpublished_drafts(tmp_path: Path) -> None:
+    write_notiflow(tmp_path, "live", "<p>v1</p>")
+    write_notiflow(tmp_path, "drafty", "<p>v1</p>")
+    client = FakeClient({
+        "live": remote("live", payload(), published=3),
+        "drafty": remote("drafty", payload(), number=4, published=2, published_content=payload("<p>old</p>")),
+        "dash": remote("dash", payload(), number=1),  # remote-only, never published
+    })
+    notes: list[str] = []
+    outs = run_drift(repo_tree=WorkTree(tmp_path), notiflows_root=".notiflows/notiflows", env={},
+                     client=client, git_history_fn=None, notes=notes)
+    assert unpublished(outs) == ["dash", "drafty"]
+    assert notes == ["unpublished changes: the current draft is not the published version for 2 notiflows "
+                     "(dash, drafty)"]
+    quiet: list[str] = []
+    run_drift(repo_tree=WorkTree(tmp_path), notiflows_root=".notiflows/notiflows", env={},
+              client=FakeClient({"live": remote("live", payload(), published=3)}), git_history_fn=None, notes=quiet)
+    assert quiet == []

@@ -111,6 +111,8 @@ def test_every_class_from_real_history(world: World) -> None:
     assert behind.extra["deployed_commit"] == first
     assert behind.extra["commits_behind"] == 3
     assert first[:7] in behind.detail and "3 commits touching this notiflow behind head" in behind.detail
+    # ... and 7 commits behind in all: git rev-list --count first..head (the welcome commits count here)
+    assert behind.extra["commits_behind_total"] == 7 and "(7 commits behind head in all)" in behind.detail
     assert "behind v3" in behind.diff and "hello" in behind.diff
     # The dashboard edit: content the repo never had, shown as a diff server -> head.
     edited = by["edited"]
@@ -124,6 +126,11 @@ def test_every_class_from_real_history(world: World) -> None:
     assert by["welcome"].published is True
     # The edit in the dashboard is an unpublished draft too.
     assert by["edited"].extra["unpublished_changes"] is True
+    # Published state of notiflows known only from the listing (remote-only, invalid at head): the
+    # listing's version ids say they are live; nothing claims "never published".
+    assert by["dash-only"].published is True and by["broken"].published is True
+    assert "unpublished_changes" not in by["dash-only"].extra
+    assert "Never published" not in by["dash-only"].detail + by["broken"].detail
     # Paths are relative to the repository root, for remote-only as well.
     assert by["dash-only"].path == "apps/notify/.notiflows/notiflows/dash-only"
     assert by["behind"].path == "apps/notify/.notiflows/notiflows/behind"
@@ -134,8 +141,8 @@ def test_every_class_from_real_history(world: World) -> None:
     requests_made = emu.requests[-(emu.request_count - before_count):]
     assert {r["method"] for r in requests_made} == {"GET"}
     assert emu.request_count - before_count == 1 + 4  # welcome, drafty, behind, edited
-    # History only for the two notiflows that differ.
-    assert history.log_calls == 2
+    # History only for the two notiflows that differ, in one git log for both.
+    assert history.log_calls == 1
     assert history.loads <= 4 + 1  # behind: 3 newer revisions + the match; edited: its single commit
 
     result = RunResult(mode="drift", notiflows=outcomes)
@@ -211,20 +218,124 @@ def test_many_notiflows_under_a_rate_limit_without_failures(world: World) -> Non
     assert set(statuses) == {200, 429}
 
 
-def test_shallow_clone_says_the_search_was_cut_short(world: World, tmp_path: Path) -> None:
+def shallow_drift(world: World, tmp_path: Path, *, origin: bool) -> tuple[NotiflowOutcome, list[str], str]:
+    """"one" deployed at the first commit, changed since; drift in a --depth 1 clone of it."""
     repo = world.repo
     first = repo.init_project("one")
     world.deploy(first, "one")
     edit_body(repo, "one", "<p>one v2</p>\n")
     repo.commit("one v2")
     shallow = clone(repo.path, tmp_path / "shallow", "--depth", "1")
+    if not origin:
+        shallow.git("remote", "remove", "origin")
     git = GitRepo(shallow.path)
+    notes: list[str] = []
     try:
         head = git.head_sha()
         (out,) = run_drift(repo_tree=git.tree_at(head, world.prefix), notiflows_root=ROOT,
-                           display_prefix=world.prefix, env={}, client=world.client, repo=git, head=head)
+                           display_prefix=world.prefix, env={}, client=world.client, repo=git, head=head,
+                           notes=notes)
+        still_shallow = git.is_shallow()
     finally:
         git.close()
+    return out, [n for n in notes if n.startswith("shallow clone")], "shallow" if still_shallow else "deep"
+
+
+def test_shallow_clone_without_origin_says_the_search_was_cut_short(world: World, tmp_path: Path) -> None:
+    out, notes, depth = shallow_drift(world, tmp_path, origin=False)
     # The deployed revision is not in the clone: edited-remotely, and the detail says why it may be wrong.
+    assert depth == "shallow"
     assert out.status is Status.EDITED_REMOTELY
     assert "this clone is shallow" in out.detail and out.extra["history_complete"] is False
+    # ... and the run says it once, with the fix.
+    (note,) = notes
+    assert "1 notiflow (one)" in note and "no `origin` remote" in note and "fetch-depth: 0" in note
+
+
+def test_shallow_clone_with_origin_is_deepened_when_the_history_is_needed(world: World, tmp_path: Path) -> None:
+    out, notes, depth = shallow_drift(world, tmp_path, origin=True)
+    assert out.status is Status.UNDEPLOYED and out.extra["commits_behind"] == 1
+    assert depth == "deep"  # the whole (two-commit) history was fetched
+    (note,) = notes
+    assert note.startswith("shallow clone: fetched") and "from origin" in note
+
+
+def test_in_sync_shallow_clone_fetches_nothing(world: World, tmp_path: Path) -> None:
+    repo = world.repo
+    repo.init_project("one")
+    edit_body(repo, "one", "<p>one v2</p>\n")
+    head = repo.commit("one v2")
+    world.deploy(head, "one")
+    shallow = clone(repo.path, tmp_path / "shallow", "--depth", "1")
+    git = GitRepo(shallow.path)
+    notes: list[str] = []
+    try:
+        (out,) = run_drift(repo_tree=git.tree_at(head, world.prefix), notiflows_root=ROOT,
+                           display_prefix=world.prefix, env={}, client=world.client, repo=git, head=head,
+                           notes=notes)
+        assert git.is_shallow()  # no history needed: nothing fetched
+    finally:
+        git.close()
+    assert out.status is Status.IN_SYNC and not [n for n in notes if n.startswith("shallow clone")]
+
+
+def test_one_history_pass_lists_what_a_path_limited_log_lists(world: World) -> None:
+    """Branches, a merge that changes a notiflow against both parents, a rename, unrelated commits:
+    the single pass gives every handle the commits `git log -- <its directory>` gives it."""
+    repo = world.repo
+    repo.init_project("alpha", "beta", "gamma")
+    for n in range(3):
+        repo.write("README.md", f"unrelated {n}\n")
+        repo.commit(f"unrelated {n}")
+    repo.git("checkout", "-q", "-b", "side")
+    edit_body(repo, "alpha", "<p>alpha side</p>\n")
+    repo.commit("alpha on side")
+    edit_body(repo, "beta", "<p>beta side</p>\n")
+    repo.commit("beta on side")
+    repo.git("checkout", "-q", "main")
+    repo.write(repo.nf_path("alpha", "notiflow.json"), repo.path.joinpath(repo.nf_path("alpha", "notiflow.json"))
+               .read_text().replace('"Hi"', '"Hello"'))
+    repo.commit("alpha subject on main")
+    repo.git("merge", "-q", "--no-edit", "--no-ff", "side")
+    edit_body(repo, "alpha", "<p>alpha merged</p>\n")  # the merge result differs from both sides
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "--amend", "--no-edit")
+    repo.git("mv", repo.nf_path("gamma"), repo.nf_path("delta"))
+    repo.commit("rename gamma to delta")
+    head = world.git.head_sha()
+    for bound in (1, 2, 50):
+        history = GitHistory(world.git, head=head, project_prefix=world.prefix, notiflows_root=ROOT, env={},
+                             display_prefix=world.prefix, bound=bound)
+        handles = ["alpha", "beta", "gamma", "delta", "nobody"]
+        history.want(handles)
+        for handle in handles:
+            expected = world.git.log_paths(f"{world.prefix}{ROOT}/{handle}", head, bound + 1)
+            assert history.commits(handle) == expected, (bound, handle)
+        assert history.log_calls == 1, bound
+
+
+def test_history_pass_is_capped_and_says_so(world: World) -> None:
+    repo = world.repo
+    first = repo.init_project("rare", "busy")
+    world.deploy(first, "rare")
+    edit_body(repo, "rare", "<p>rare v2</p>\n")
+    repo.commit("rare v2")
+    for n in range(6):  # commits touching the notiflows directory, but not "rare"
+        edit_body(repo, "busy", f"<p>busy v{n}</p>\n")
+        repo.commit(f"busy v{n}")
+    head = world.git.head_sha()
+    history = GitHistory(world.git, head=head, project_prefix=world.prefix, notiflows_root=ROOT, env={},
+                         display_prefix=world.prefix, max_walk=4)
+    (out,) = [o for o in run_drift(repo_tree=world.git.tree_at(head, world.prefix), notiflows_root=ROOT,
+                                   display_prefix=world.prefix, env={}, client=world.client,
+                                   git_history_fn=history) if o.handle == "rare"]
+    # Its revisions lie beyond the 4 commits read: edited-remotely, and honest about it.
+    assert out.status is Status.EDITED_REMOTELY
+    assert "no commit touching it was found" in out.detail and out.extra["history_complete"] is False
+    uncapped = GitHistory(world.git, head=head, project_prefix=world.prefix, notiflows_root=ROOT, env={},
+                          display_prefix=world.prefix)
+    (out,) = [o for o in run_drift(repo_tree=world.git.tree_at(head, world.prefix), notiflows_root=ROOT,
+                                   display_prefix=world.prefix, env={}, client=world.client,
+                                   git_history_fn=uncapped) if o.handle == "rare"]
+    assert out.status is Status.UNDEPLOYED and out.extra["commits_behind"] == 1
+    assert out.extra["commits_behind_total"] == 7

@@ -7,11 +7,16 @@
   forward and every worker (not just the one that was refused) waits until then before its next
   request, so the whole run backs off instead of each thread hammering on its own;
 * pacing, once the server has said its rate: a 429 whose details carry ``limit`` and ``window``
-  (`rate_from_details`) sets a minimum spacing of ``window / limit * (1 + pace_margin)`` seconds
-  between request starts, shared by all workers (each reserves the next start slot, then waits for
-  it holding its in-flight place). Evenly spaced starts stay under fixed and sliding windows alike;
-  halving concurrency alone overshoots again in every window and pays a Retry-After pause each
-  time. A stricter advertised rate replaces a looser one. A 429 for a request that started while
+  (`rate_from_details`) sets a minimum spacing of ``window / (limit - 1) * (1 + pace_margin)``
+  seconds between request starts, shared by all workers (each reserves the next start slot, then
+  waits for it holding its in-flight place). Evenly spaced starts stay under fixed and sliding
+  windows alike; halving concurrency alone overshoots again in every window and pays a Retry-After
+  pause each time. Why ``limit - 1``: a window that opens on a start holds ``window / spacing + 1``
+  starts, so spacing by ``window / limit`` leaves no room at all; one request of room, plus the
+  margin, absorbs requests that reach the server a little later or earlier than they started (a
+  loaded machine). The spacing holds between actual starts, not only between reserved slots: a
+  worker that wakes late pushes the next start back instead of letting it "catch up" right after
+  it. A stricter advertised rate replaces a looser one. A 429 for a request that started while
   that pacing was already in force (jitter, another client on the same token) widens the spacing by
   10%. The spacing never exceeds ``max_interval`` (as retry.py caps server-asked waits). Until such
   a 429 there is no pacing at all, and a paced 429 does not halve concurrency (the rate is the
@@ -75,6 +80,13 @@ def rate_from_details(details: Mapping[str, Any] | None) -> tuple[int, float] | 
     return (limit, window) if window is not None else None
 
 
+def pace_spacing(rate: tuple[int, float], margin: float) -> float:
+    """Seconds between request starts for a server allowing ``rate`` = (limit, window seconds): one
+    request of room in every window (``limit - 1``; see the module docstring), then `margin` more."""
+    limit, window = rate
+    return window / max(1, limit - 1) * (1.0 + margin)
+
+
 class AdaptiveGate:
     def __init__(
         self,
@@ -98,6 +110,7 @@ class AdaptiveGate:
         self._last_decrease = float("-inf")  # the last change of limit or spacing
         self._interval = 0.0  # seconds between request starts; 0: not pacing
         self._next_start = float("-inf")  # the next free start slot when pacing
+        self._last_start = float("-inf")  # when the latest paced request actually started
         self._clock = clock
         self._sleep = sleep
         self._cond = threading.Condition()
@@ -146,16 +159,28 @@ class AdaptiveGate:
             # Sleep outside the lock (injectable sleep), then check again: the pause may have moved.
             self._sleep(wait)
         try:  # paced: wait for our slot; a pause begun meanwhile voids it, so take a later one
-            while slot > now:
-                self._sleep(slot - now)
+            while True:
+                if slot > now:
+                    self._sleep(slot - now)
                 with self._cond:
                     now = self._clock()
                     if slot < self._not_before:
                         slot = self._reserve(now)
-            return now
+                        continue
+                    slot = self._no_catch_up(slot)
+                    if slot <= now:
+                        self._last_start = now
+                        self._next_start = max(self._next_start, now + self._interval)
+                        return now
         except BaseException:
             self.release()
             raise
+
+    def _no_catch_up(self, slot: float) -> float:
+        """(lock held) `slot`, or later: one spacing after the latest actual start. A worker that woke
+        late (a loaded machine) must not be followed at once by the next one, whose slot has come:
+        two starts that close let a rate window hold more than the server allows."""
+        return max(slot, self._last_start + self._interval)
 
     def release(self) -> None:
         with self._cond:
@@ -178,7 +203,7 @@ class AdaptiveGate:
             self._not_before = max(self._not_before, now + max(0.0, delay))
             news = started_at is None or started_at > self._last_decrease
             if rate is not None:
-                spacing = min(self.max_interval, rate[1] / rate[0] * (1.0 + self.pace_margin))
+                spacing = min(self.max_interval, pace_spacing(rate, self.pace_margin))
                 if spacing > self._interval:
                     self._interval = spacing
                     self._last_decrease = now
