@@ -25,14 +25,10 @@ loads, and one bounded-concurrency GET per repo notiflow that exists on the serv
 
 from __future__ import annotations
 
-import os
-import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from notiflows_deploy.api.errors import ApiError
@@ -41,7 +37,6 @@ from notiflows_deploy.api.ratelimit import run_bounded
 from notiflows_deploy.diff import semantic_diff
 from notiflows_deploy.errors import GitError
 from notiflows_deploy.files import Tree
-from notiflows_deploy.gitrepo import safe_directory_env
 from notiflows_deploy.loader import DocumentChecker, LoadedNotiflow, list_handles, load_notiflow
 from notiflows_deploy.model import NotiflowOutcome, Problem, Status
 from notiflows_deploy.normalize import content_from_payload, content_from_remote, same_content
@@ -175,88 +170,14 @@ class HistoryLookup:
         return HistoryLookup(lambda: [c for c, _ in pairs], payloads.get, bound=bound, commits_since=known.get)
 
 
-# ---------------------------------------------------------------------------------------------
-# git plumbing the history pass needs (streamed, so the pass can stop early)
-
-
-def _git_command(toplevel: Path, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """argv and environment for git in `toplevel`, trusted and literal as gitrepo.GitRepo runs it."""
-    env = dict(os.environ)
-    env.update(safe_directory_env(toplevel, env))
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_LITERAL_PATHSPECS="1")
-    executable = os.environ.get("GIT_PYTHON_GIT_EXECUTABLE") or "git"
-    return [executable, *args], env
-
-
-def stream_git(toplevel: Path, args: Sequence[str], *, sep: bytes = b"\n") -> Generator[str, None, None]:
-    """The output of `git args` in `toplevel`, one `sep`-terminated token at a time, as git writes it.
-
-    Closing the iterator early stops git (a history walk that found enough ends there). A failing
-    git raises GitError with git's own message."""
-    argv, env = _git_command(toplevel, args)
-    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: git's stderr can never block it
-        try:
-            proc = subprocess.Popen(argv, cwd=toplevel, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=errors, bufsize=0)
-        except OSError as exc:
-            raise GitError(f"cannot run git: {exc}", hint="install git (e.g. apt-get install git)") from None
-        assert proc.stdout is not None
-        finished = False
-        try:
-            pending = b""
-            while chunk := proc.stdout.read(65536):  # unbuffered: whatever git wrote so far
-                *tokens, pending = (pending + chunk).split(sep)
-                for token in tokens:
-                    yield token.decode("utf-8", "surrogateescape")
-            if pending:
-                yield pending.decode("utf-8", "surrogateescape")
-            finished = True
-        finally:
-            if not finished:
-                proc.kill()
-            proc.stdout.close()
-            status = proc.wait()
-        if status != 0:
-            errors.seek(0)
-            text = " ".join(errors.read().decode("utf-8", "replace").split())
-            raise GitError(f"`git {' '.join(args)}` failed (exit {status}): {text or 'no message'}")
-
-
-def walk_touches(toplevel: Path, head: str, root: str) -> Generator[tuple[str, set[str]], None, None]:
-    """(commit, handles whose directory it touched) for each commit from `head` touching `root`
-    (relative to the top level), newest first, in one `git log` (path-limited like `git log -- root`;
-    a merge counts for the paths it changed against every parent, as `git log -- dir` shows it)."""
-    prefix = root.strip("/") + "/"
-    args = ["log", "-z", "--format=%x01%H", "--name-only", "--cc", "--no-renames", "--no-show-signature",
-            head, "--", root.strip("/")]
-    commit: str | None = None
-    handles: set[str] = set()
-    for token in stream_git(toplevel, args, sep=b"\0"):
-        token = token.lstrip("\n")  # git ends the header line with a newline before the first name
-        if token.startswith("\x01"):
-            if commit is not None:
-                yield commit, handles
-            commit, handles = token[1:], set()
-        elif token.startswith(prefix):
-            handle, slash, _rest = token[len(prefix):].partition("/")
-            if slash:  # a file in a notiflow's directory, not one next to them
-                handles.add(handle)
-    if commit is not None:
-        yield commit, handles
-
-
-def count_commits(toplevel: Path, since: str, head: str) -> int:
-    """`git rev-list --count since..head`: every commit after `since` up to head."""
-    text = "".join(stream_git(toplevel, ["rev-list", "--count", f"{since}..{head}"])).strip()
-    return int(text or "0")
-
-
 class GitSource(Protocol):
     """What drift needs from gitrepo.GitRepo."""
 
-    toplevel: Path
-
     def tree_at(self, commit: str, project_prefix: str) -> Tree: ...
+
+    def walk_touches(self, head: str, root: str) -> Generator[tuple[str, set[str]], None, None]: ...
+
+    def count_commits(self, since: str, head: str) -> int: ...
 
     def is_shallow(self) -> bool: ...
 
@@ -336,7 +257,7 @@ class GitHistory:
         found: dict[str, list[str]] = {}
         pending = set(wanted)
         walked, ended = 0, True
-        walk = walk_touches(self.git.toplevel, self.head, _join(self.project_prefix, self.notiflows_root))
+        walk = self.git.walk_touches(self.head, _join(self.project_prefix, self.notiflows_root))
         try:
             for commit, handles in walk:
                 walked += 1
@@ -377,7 +298,7 @@ class GitHistory:
     def commits_since(self, commit: str) -> int | None:
         """Every commit after `commit` up to head (not only those touching the notiflow)."""
         try:
-            return count_commits(self.git.toplevel, commit, self.head)
+            return self.git.count_commits(commit, self.head)
         except (GitError, ValueError):
             return None  # a count is a detail: never let it break the classification
 

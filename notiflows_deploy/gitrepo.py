@@ -13,7 +13,9 @@ import os
 import posixpath
 import re
 import shutil
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+import subprocess
+import tempfile
+from collections.abc import Callable, Generator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -225,6 +227,82 @@ class GitTree:
         if obj is None or obj.type != "tree":
             return []
         return sorted(self._repo._call(lambda: [item.name for item in obj]))
+
+
+# ---------------------------------------------------------------------------------------------
+# streamed git: a history walk that found enough stops git there (drift's history pass)
+
+
+def _git_command(toplevel: Path, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """argv and environment for git in `toplevel`, trusted and literal as GitRepo runs it."""
+    env = dict(os.environ)
+    env.update(safe_directory_env(toplevel, env))
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_LITERAL_PATHSPECS="1")
+    executable = os.environ.get("GIT_PYTHON_GIT_EXECUTABLE") or "git"
+    return [executable, *args], env
+
+
+def stream_git(toplevel: Path, args: Sequence[str], *, sep: bytes = b"\n") -> Generator[str, None, None]:
+    """The output of `git args` in `toplevel`, one `sep`-terminated token at a time, as git writes it.
+
+    Closing the iterator early stops git (a history walk that found enough ends there). A failing
+    git raises GitError with git's own message."""
+    argv, env = _git_command(toplevel, args)
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: git's stderr can never block it
+        try:
+            proc = subprocess.Popen(argv, cwd=toplevel, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=errors, bufsize=0)
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc}", hint="install git (e.g. apt-get install git)") from None
+        assert proc.stdout is not None
+        finished = False
+        try:
+            pending = b""
+            while chunk := proc.stdout.read(65536):  # unbuffered: whatever git wrote so far
+                *tokens, pending = (pending + chunk).split(sep)
+                for token in tokens:
+                    yield token.decode("utf-8", "surrogateescape")
+            if pending:
+                yield pending.decode("utf-8", "surrogateescape")
+            finished = True
+        finally:
+            if not finished:
+                proc.kill()
+            proc.stdout.close()
+            status = proc.wait()
+        if status != 0:
+            errors.seek(0)
+            text = " ".join(errors.read().decode("utf-8", "replace").split())
+            raise GitError(f"`git {' '.join(args)}` failed (exit {status}): {text or 'no message'}")
+
+
+def walk_touches(toplevel: Path, head: str, root: str) -> Generator[tuple[str, set[str]], None, None]:
+    """(commit, handles whose directory it touched) for each commit from `head` touching `root`
+    (relative to the top level), newest first, in one `git log` (path-limited like `git log -- root`;
+    a merge counts for the paths it changed against every parent, as `git log -- dir` shows it)."""
+    prefix = root.strip("/") + "/"
+    args = ["log", "-z", "--format=%x01%H", "--name-only", "--cc", "--no-renames", "--no-show-signature",
+            head, "--", root.strip("/")]
+    commit: str | None = None
+    handles: set[str] = set()
+    for token in stream_git(toplevel, args, sep=b"\0"):
+        token = token.lstrip("\n")  # git ends the header line with a newline before the first name
+        if token.startswith("\x01"):
+            if commit is not None:
+                yield commit, handles
+            commit, handles = token[1:], set()
+        elif token.startswith(prefix):
+            handle, slash, _rest = token[len(prefix):].partition("/")
+            if slash:  # a file in a notiflow's directory, not one next to them
+                handles.add(handle)
+    if commit is not None:
+        yield commit, handles
+
+
+def count_commits(toplevel: Path, since: str, head: str) -> int:
+    """`git rev-list --count since..head`: every commit after `since` up to head."""
+    text = "".join(stream_git(toplevel, ["rev-list", "--count", f"{since}..{head}"])).strip()
+    return int(text or "0")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,6 +589,13 @@ class GitRepo:
         """
         out = self._text("log", f"--max-count={max(0, max_count)}", "--format=%H", head, "--", path)
         return out.split()
+
+    def walk_touches(self, head: str, root: str) -> Generator[tuple[str, set[str]], None, None]:
+        """See `walk_touches`: one streamed `git log` over `root` (relative to the top level)."""
+        return walk_touches(self.toplevel, head, root)
+
+    def count_commits(self, since: str, head: str) -> int:
+        return count_commits(self.toplevel, since, head)
 
     # -- the range ---------------------------------------------------------------------------
 

@@ -542,6 +542,7 @@ def explain_stale_conflicts(ctx: Context, plan: list[Any]) -> None:
         env=ctx.settings.env, display_prefix=ctx.prefix, bound=ctx.settings.history_depth,
         shallow=ctx.repo.is_shallow(),
     )
+    history.want(i.handle for i in conflicts)  # one history pass serves every conflict
     for item in conflicts:
         server = content_from_remote(item.remote)
         for revision in history(item.handle):
