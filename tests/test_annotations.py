@@ -92,7 +92,7 @@ def test_synthesised_annotations_for_conflict_failed_drift() -> None:
         notiflows=[
             NotiflowOutcome("a", Status.CONFLICT, "n/a"),
             NotiflowOutcome("b", Status.EDITED_REMOTELY, "n/b"),
-            NotiflowOutcome("c", Status.REMOTE_ONLY, ""),
+            NotiflowOutcome("c", Status.REMOTE_ONLY, "n/c"),  # drift gives it a path; no file is there
             NotiflowOutcome("d", Status.IN_SYNC, "n/d"),
         ],
     )

@@ -108,6 +108,10 @@ def test_drift_grouped_by_class_with_counts() -> None:
     assert "differ from the server. `fail-on-drift` is false, so the step passes." in render_summary(result)
     assert "**Commit:**" not in md and "**Range:**" not in md
     assert md.count("| Status | Notiflow |") == 3
+    assert "Unpublished drafts" not in md
+    result.notiflows[0].extra["unpublished_changes"] = True
+    assert "**Unpublished drafts:** 1 notiflow has a current draft that is not the published version." in (
+        render_summary(result))
 
 
 def _huge(n: int) -> RunResult:

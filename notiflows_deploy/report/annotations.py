@@ -121,7 +121,9 @@ def outcome_problems(result: RunResult, file_exists: Callable[[str], bool] | Non
             severity = drift_severity
         if severity is None:
             continue
-        file = f"{outcome.path.rstrip('/')}/notiflow.json" if outcome.path else ""
+        # A remote-only notiflow has no file in the repo to point at.
+        in_repo = outcome.path and outcome.status is not Status.REMOTE_ONLY
+        file = f"{outcome.path.rstrip('/')}/notiflow.json" if in_repo else ""
         found.append(
             Problem(
                 file=file,

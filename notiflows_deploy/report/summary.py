@@ -134,6 +134,11 @@ def _header(result: RunResult, report_path: str | None, title: str) -> str:
     if result.mode == "drift" and drifted:
         passes = "" if result.fail_on_drift else " `fail-on-drift` is false, so the step passes."
         lines += [f"**Drift:** {drifted} of {len(result.notiflows)} notiflows differ from the server.{passes}", ""]
+    unpublished = sum(1 for n in result.notiflows if n.extra.get("unpublished_changes"))
+    if result.mode == "drift" and unpublished:
+        noun = "notiflow has" if unpublished == 1 else "notiflows have"
+        lines += [f"**Unpublished drafts:** {unpublished} {noun} a current draft that is not the published version.",
+                  ""]
     if result.fatal:
         lines += [f"**Stopped early:** {md_text(result.fatal)}", ""]
     if result.errors:
