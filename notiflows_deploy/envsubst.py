@@ -110,6 +110,17 @@ def substitute(text: str, env: Mapping[str, str]) -> Substitution:
     return Substitution("".join(out), frozenset(values), frozenset(names), tuple(issues))
 
 
+def expand_only(text: str, env: Mapping[str, str], names: frozenset[str]) -> str:
+    """`text` with only the variables in `names` substituted (their values escaped, see `escape`), so
+    `substitute(expand_only(text, env, names), env)` equals `substitute(text, env)`."""
+
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1)
+        return escape(env[name]) if name in names and name in env else m.group(0)
+
+    return _TOKEN.sub(one, text)
+
+
 def escape(text: str) -> str:
     """The text that `substitute` turns back into `text` (every ``${`` written as ``$${``)."""
     return text.replace("${", "$${")

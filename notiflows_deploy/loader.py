@@ -40,6 +40,7 @@ from notiflows_deploy.diff import SecretPath, secret_path_map, secret_paths_from
 from notiflows_deploy.files import EntryKind, FileTooLarge, Tree, read_capped
 from notiflows_deploy.jsonpos import JsonSyntaxError, ParsedJson, parse_json
 from notiflows_deploy.model import Problem, Severity
+from notiflows_deploy.redact import public_var_names
 from notiflows_deploy.rules import article
 
 NOTIFLOW_FILE = "notiflow.json"
@@ -349,6 +350,7 @@ class _Loader:
         self.file = self.prefix + self.file_rel
         self.problems: list[Problem] = []
         self.secrets: set[str] = set()
+        self.public = public_var_names(env)  # variables whose values are no secret (NOTIFLOWS_PUBLIC_VARS)
         self.substituted: set[JsonPath] = set()  # payload paths
         self.raw: dict[JsonPath, str] = {}  # payload path -> its text before substitution
         self.written: dict[JsonPath, str] = {}  # document path -> text as written, of each string that changed
@@ -540,15 +542,23 @@ class _Loader:
             return [self.substituted_value((*path, i), v) for i, v in enumerate(node)]
         return node
 
+    def record_secrets(self, path: JsonPath, raw: str, sub: envsubst.Substitution) -> None:
+        """Note the values of the secret variables `raw` used, and where: a field that used only public
+        variables is shown as is; otherwise its raw text (public values filled in) explains it in diffs."""
+        secret_names = frozenset() if "*" in self.public else sub.names - self.public
+        if not secret_names:
+            return
+        self.secrets |= {v for n in secret_names if (v := self.env.get(n))}
+        self.substituted.add(path)
+        public = sub.names - secret_names
+        self.raw[path] = envsubst.expand_only(raw, self.env, public) if public else raw
+
     def substituted_string(self, path: JsonPath, node: str) -> str:
         if not self.substitute:
             self.unresolved.add(path)  # its value is whatever the environment will say
             return node
         sub = envsubst.substitute(node, self.env)
-        self.secrets |= sub.values
-        if sub.names:
-            self.substituted.add(path)
-            self.raw[path] = node
+        self.record_secrets(path, node, sub)
         if sub.text != node or sub.issues:
             self.written[path] = node
         if sub.issues:
@@ -668,10 +678,7 @@ class _Loader:
         if not self.substitute:
             return decoded.text
         sub = envsubst.substitute(decoded.text, self.env)
-        self.secrets |= sub.values
-        if sub.names:
-            self.substituted.add(payload_path)
-            self.raw[payload_path] = decoded.text
+        self.record_secrets(payload_path, decoded.text, sub)
         for issue in sub.issues:
             line, column = envsubst.line_col(decoded.text, issue.offset)
             self.error(issue.code, f"{issue.message()} in {pointer!r}", file=shown, line=line, column=column,

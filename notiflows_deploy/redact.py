@@ -34,7 +34,7 @@ class SecretPolicy:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], handles: Iterable[str] = ()) -> SecretPolicy:
-        names = {n for n in re.split(r"[\s,]+", env.get(PUBLIC_VARS_ENV, "")) if n}
+        names = public_var_names(env)
         values = frozenset(env[n] for n in names if n in env)
         return cls(public_values=values, handles=tuple(handles), all_public="*" in names)
 
@@ -45,6 +45,11 @@ class SecretPolicy:
         if value in self.public_values or bare in self.public_values:
             return False
         return not any(bare in handle for handle in self.handles)
+
+
+def public_var_names(env: Mapping[str, str]) -> frozenset[str]:
+    """The names listed in NOTIFLOWS_PUBLIC_VARS (commas or spaces between them; ``*``: every one)."""
+    return frozenset(n for n in re.split(r"[\s,]+", env.get(PUBLIC_VARS_ENV, "")) if n)
 
 
 def printable(text: str) -> str:

@@ -228,3 +228,13 @@ def test_extract_values_agrees_with_the_lazy_regex_on_any_text(parts: list[str |
     if found is not None and match is not None:
         assert found == match.groupdict()
         assert substitute(raw, found).text == text
+
+
+def test_expand_only_fills_in_the_named_variables_and_round_trips() -> None:
+    from notiflows_deploy.envsubst import expand_only, substitute
+
+    env = {"A": "x ${B} y", "B": "secret"}
+    raw = "${A} and ${B} and $${A} and ${C}"
+    partial = expand_only(raw, env, frozenset({"A"}))
+    assert partial == "x $${B} y and ${B} and $${A} and ${C}"
+    assert substitute(partial, env).text == substitute(raw, env).text

@@ -52,3 +52,18 @@ def test_a_substituted_path_without_its_raw_text_has_no_template(tmp_path: Path)
     loaded = load(tmp_path, "welcome", ENV)
     loaded.raw_substituted = {}  # e.g. built by hand: the field is hidden whole, as before
     assert loaded.secret_templates == {("", ("name",)): (), ("email_1", ("template", "data", "body")): ()}
+
+
+def test_public_variables_are_neither_secrets_nor_hidden_in_diffs(tmp_path: Path) -> None:
+    body = "<p>${APP_NAME}: call ${PHONE}</p>\n"
+    make(tmp_path, "welcome", WELCOME, {"steps/email_1/body.html": body})
+    env = {"APP_NAME": "Acme ${x}", "PHONE": "+1 555 0100", "NOTIFLOWS_PUBLIC_VARS": "APP_NAME"}
+    loaded = load(tmp_path, "welcome", env)
+    assert loaded.ok
+    assert loaded.secret_values == frozenset({"+1 555 0100"})
+    # "name" used only APP_NAME: shown as is; the body keeps PHONE hidden, with APP_NAME's value filled in
+    # (escaped, so a "${" inside the value stays literal)
+    assert loaded.substituted_paths == frozenset({("steps", 1, "template", "data", "body")})
+    assert loaded.raw_substituted == {("steps", 1, "template", "data", "body"): "<p>Acme $${x}: call ${PHONE}</p>\n"}
+    everything_public = load(tmp_path, "welcome", {**env, "NOTIFLOWS_PUBLIC_VARS": "*"})
+    assert everything_public.secret_values == frozenset() and everything_public.substituted_paths == frozenset()

@@ -75,6 +75,8 @@ def test_a_run_masks_real_secrets_but_not_public_values(tmp_path: Path, capsys: 
     assert masks == {TOKEN, env["HOOK"]}  # not "acme" (part of a handle), "true" or a declared public value
     text = summary.read_text()
     assert "acme-welcome" in text and "***-welcome" not in text
+    # the body is shown with the public value and the secret masked: "<a href='***'>hook</a> Acme Shop Inc"
+    assert "<a href='***'>hook</a> Acme Shop Inc</p>" in text
     shown = "\n".join(line for line in out.splitlines() if not line.startswith("::add-mask::"))
     assert env["HOOK"] not in text and env["HOOK"] not in shown, text
 
