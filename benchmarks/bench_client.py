@@ -9,7 +9,7 @@ then times N sequential calls of:
 
 and N/4 calls per worker of client.map(get_notiflow) with --concurrency workers.
 
-    /tmp/venv/bin/python benchmarks/bench_client.py [-n 2000] [--concurrency 4]
+    .venv/bin/python benchmarks/bench_client.py [-n 2000] [--concurrency 4]
 """
 
 from __future__ import annotations

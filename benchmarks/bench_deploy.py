@@ -1,6 +1,6 @@
 """Benchmark: `deploy` of the changed notiflows of one commit, at several concurrency levels.
 
-    /tmp/venv/bin/python benchmarks/bench_deploy.py [--count 2000] [--changed 200] [--latency-ms 50]
+    .venv/bin/python benchmarks/bench_deploy.py [--count 2000] [--changed 200] [--latency-ms 50]
                                                     [--concurrency 1 4 8]
 
 Builds a real git repository with N notiflows (commit 1) and a second commit changing M of them.

@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_support import PROJECT, TOKEN, Cli
+from emulator_support import running_emulator
+
+from notiflows_deploy.emulator import Emulator
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -50,3 +54,21 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
                  "NOTIFLOWS_DEPLOY_BACKOFF_BASE", "NOTIFLOWS_DEPLOY_DEBUG", "NOTIFLOWS_DEPLOY_REPORT_PATH_SHOWN"):
         monkeypatch.delenv(name, raising=False)
     yield
+
+
+# --- for the end-to-end tests (tests/test_e2e_deploy.py, tests/test_range_cli.py) ------------------
+
+
+@pytest.fixture()
+def emu() -> Iterator[Emulator]:
+    """The emulator on 127.0.0.1 with the e2e token and project."""
+    with running_emulator(tokens=[TOKEN], projects=[PROJECT]) as emulator:
+        yield emulator
+
+
+@pytest.fixture()
+def cli(emu: Emulator, tmp_path: Path) -> Cli:
+    """Runs the CLI against `emu`, each run's report under tmp_path/reports."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    return Cli(emu.base_url, reports)

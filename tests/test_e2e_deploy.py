@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +31,6 @@ from gitutil import TestRepo
 
 from notiflows_deploy.api import client as client_module
 from notiflows_deploy.emulator import Emulator
-
-
-@pytest.fixture()
-def emu() -> Iterator[Emulator]:
-    with running_emulator(tokens=[TOKEN], projects=[PROJECT]) as emulator:
-        yield emulator
-
-
-@pytest.fixture()
-def cli(emu: Emulator, tmp_path: Path) -> Cli:
-    reports = tmp_path / "reports"
-    reports.mkdir()
-    return Cli(emu.base_url, reports)
 
 
 @pytest.fixture()

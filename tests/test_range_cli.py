@@ -8,30 +8,16 @@ notiflowsDir, stray directories) and checks the server's own state, not only the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import PROJECT, TOKEN, Cli, body_of, edit_notiflow, make_repo, set_body
-from emulator_support import running_emulator
+from e2e_support import PROJECT, Cli, body_of, edit_notiflow, make_repo, set_body
 from gitutil import TestRepo
 
 from notiflows_deploy.emulator import Emulator
 from notiflows_deploy.github.event import ZERO_SHA
-
-
-@pytest.fixture()
-def emu() -> Iterator[Emulator]:
-    with running_emulator(tokens=[TOKEN], projects=[PROJECT]) as emulator:
-        yield emulator
-
-
-@pytest.fixture()
-def cli(emu: Emulator, tmp_path: Path) -> Cli:
-    reports = tmp_path / "reports"
-    reports.mkdir()
-    return Cli(emu.base_url, reports)
 
 
 def event_env(cli: Cli, tmp_path: Path, name: str, payload: Mapping[str, Any], sha: str) -> dict[str, str]:
