@@ -450,8 +450,9 @@ def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> lis
             base_loaded = load_unchecked(ctx, base_tree, ctx.base_root, handle)
         base_payload = base_loaded.payload if base_loaded is not None else None
         secret_paths: Collection[SecretPath] = item.secret_paths
-        if item.ok and item.substituted_paths:
-            # Learns the server's (maybe rotated) values of head's variables into the secrets before any diff.
+        if item.ok and (item.substituted_paths or (base_loaded is not None and base_loaded.substituted_paths)):
+            # Learns the server's (maybe rotated) values of head's and the base's variables into the secrets
+            # before any diff: a field that no longer uses its variable still shows the old value otherwise.
             secret_paths = secret_view(item, base=base_loaded, remote=remote, secrets=ctx.secrets).templates
         items.append(
             PlanInput(
