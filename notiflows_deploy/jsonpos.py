@@ -1,13 +1,14 @@
 """JSON with source positions: parse fast, locate lazily.
 
 `parse_json` uses the C decoder (fast path for the common, valid case) and refuses duplicate keys,
-excessive nesting and the non-standard `NaN`/`Infinity` (also a number too big for a float, such as
-`1e400`): each is a syntax error at the offending token. Positions are computed only when a
-problem needs one: `ParsedJson.locate` walks the text once with a small position-tracking scanner
-and caches every value's line/column, so a JSON pointer from a schema error maps back to the exact
-place in the file; `locate_in_string` goes on to a character inside a string value, escapes and
-all. `ParsedJson.with_value` pairs the same text (and positions) with a derived value, e.g. the
-document after `${NAME}` substitution.
+excessive nesting, the non-standard `NaN`/`Infinity` (also a number too big for a float, such as
+`1e400`) and a `\\uD83D` escape that is half of a surrogate pair (a string that is not valid
+Unicode cannot be sent): each is an error at the offending token, with a `code` and a `hint`.
+Positions are computed only when a problem needs one: `ParsedJson.locate` walks the text once
+with a small position-tracking scanner and caches every value's line/column, so a JSON pointer
+from a schema error maps back to the exact place in the file; `locate_in_string` goes on to a
+character inside a string value, escapes and all. `ParsedJson.with_value` pairs the same text
+(and positions) with a derived value, e.g. the document after `${NAME}` substitution.
 """
 
 from __future__ import annotations
@@ -30,14 +31,27 @@ _SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|nu
 _LOOSE_STRING = r'"(?:[^"\\]|\\.)*"'
 _BRACKETS = re.compile(_LOOSE_STRING + r"|[\[{]|[\]}]")
 _NUMBERS = re.compile(_LOOSE_STRING + r"|-?Infinity|NaN|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")  # a quick look (it may be an escaped backslash)
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
+_OPEN_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*(")?|[\[{]|[\]}]', re.DOTALL)  # a string may lack its closing quote
+
+
+SYNTAX = "json-syntax"
+TOO_DEEP = "json-too-deep"
+SURROGATE = "json-surrogate"
+_SYNTAX_HINT = "fix the JSON syntax at this position (a missing comma, quote, colon or bracket)"
 
 
 class JsonSyntaxError(ValueError):
-    def __init__(self, message: str, line: int, column: int) -> None:
+    """Why the text is no usable JSON, where; `code` is json-syntax, json-too-deep or json-surrogate."""
+
+    def __init__(self, message: str, line: int, column: int, *, code: str = SYNTAX, hint: str = _SYNTAX_HINT) -> None:
         super().__init__(f"{message} (line {line}, column {column})")
         self.message = message
         self.line = line
         self.column = column
+        self.code = code
+        self.hint = hint
 
 
 class _BadNumber(ValueError):
@@ -185,10 +199,12 @@ def parse_json(text: str, *, max_depth: int = MAX_DEPTH) -> ParsedJson:
             text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_float=_finite_float
         )
     except json.JSONDecodeError as exc:
-        raise JsonSyntaxError(_explain(exc), exc.lineno, exc.colno) from None
+        message, hint = _explain(exc, text)
+        raise JsonSyntaxError(message, exc.lineno, exc.colno, hint=hint) from None
     except _DuplicateKey as exc:
         line, col = _find_duplicate(text, exc.key)
-        raise JsonSyntaxError(f"duplicate key {exc.key!r}: JSON keeps only the last one", line, col) from None
+        raise JsonSyntaxError(f"duplicate key {exc.key!r}: JSON keeps only the last one", line, col,
+                              hint="remove one of the two, or merge them") from None
     except _BadNumber as exc:
         raise _bad_number(text, str(exc)) from None
     except RecursionError:
@@ -197,7 +213,42 @@ def parse_json(text: str, *, max_depth: int = MAX_DEPTH) -> ParsedJson:
         raise _bad_number(text, "", str(exc)) from None
     if _depth(value) > max_depth:
         raise _too_deep(text, max_depth)
+    if _SURROGATE_ESCAPE.search(text):
+        _refuse_lone_surrogates(text)
     return ParsedJson(text, value)
+
+
+def _refuse_lone_surrogates(text: str) -> None:
+    """Raise at the first `\\uXXXX` escape that is half a surrogate pair (in a key or a value).
+
+    The decoder joins a high and a low escape into one character and keeps a lone one as a
+    surrogate, which cannot be encoded as UTF-8: the request would fail when it is sent.
+    """
+    for literal in re.finditer(_LOOSE_STRING, text):
+        pending: re.Match[str] | None = None  # a high surrogate waiting for its low half
+        for esc in _ESCAPE.finditer(text, literal.start() + 1, literal.end() - 1):
+            unit = int(esc.group(1), 16) if esc.group(1) else -1
+            if pending is not None:
+                if esc.start() == pending.end() and 0xDC00 <= unit < 0xE000:
+                    pending = None
+                    continue
+                raise _lone_surrogate(text, pending)
+            if 0xD800 <= unit < 0xDC00:
+                pending = esc
+            elif 0xDC00 <= unit < 0xE000:
+                raise _lone_surrogate(text, esc)
+        if pending is not None:
+            raise _lone_surrogate(text, pending)
+
+
+def _lone_surrogate(text: str, escape: re.Match[str]) -> JsonSyntaxError:
+    line, column = _line_col(text, escape.start())
+    return JsonSyntaxError(
+        f"{escape.group(0)} is half of a UTF-16 surrogate pair without its other half: the string is not "
+        "valid Unicode and cannot be sent",
+        line, column, code=SURROGATE,
+        hint="write the character itself (the file is UTF-8), or both halves of the pair, e.g. \\ud83d\\ude00",
+    )
 
 
 def _too_deep(text: str, max_depth: int) -> JsonSyntaxError:
@@ -216,7 +267,7 @@ def _too_deep(text: str, max_depth: int) -> JsonSyntaxError:
     line, column = _line_col(text, offset)
     return JsonSyntaxError(
         f"the JSON is nested more than {max_depth} levels deep (this bracket opens level {max_depth + 1})",
-        line, column,
+        line, column, code=TOO_DEEP, hint=f"restructure the document: at most {max_depth} levels of [ and {{",
     )
 
 
@@ -229,26 +280,64 @@ def _bad_number(text: str, literal: str, detail: str = "") -> JsonSyntaxError:
     line, column = _line_col(text, offset)
     if literal in ("NaN", "Infinity", "-Infinity"):
         message = f"{literal} is not valid JSON; write a number, or null"
+        hint = "JSON has no NaN or Infinity: write a number, or null"
     elif literal:
         message = f"the number {literal[:20]}{'...' if len(literal) > 20 else ''} is too large for JSON"
+        hint = "write a smaller number (at most about 1.8e308), or the value as a string"
     else:
         message = f"a number with too many digits ({detail.split(':')[0].lower()})"
-    return JsonSyntaxError(message, line, column)
+        hint = "write a number of at most 4300 digits, or the value as a string"
+    return JsonSyntaxError(message, line, column, hint=hint)
 
 
-def _explain(exc: json.JSONDecodeError) -> str:
+def _explain(exc: json.JSONDecodeError, text: str) -> tuple[str, str]:
+    """The decoder's complaint in plain words, and a hint."""
     msg = exc.msg
+    if not text[exc.pos:].strip() and not msg.startswith("Extra data"):
+        return _ended_early(text)
     if msg.startswith("Expecting property name enclosed in double quotes"):
-        return "expected a property name in double quotes (a trailing comma before '}' is not allowed in JSON)"
+        return ("expected a property name in double quotes (a trailing comma before '}' is not allowed in JSON)",
+                "remove the comma before '}', or write the key in double quotes (\"key\", not 'key' or key)")
     if msg.startswith("Expecting value"):
-        return "expected a value here (a trailing comma before ']' or a missing value is not allowed in JSON)"
+        return ("expected a value here (a trailing comma before ']' or a missing value is not allowed in JSON)",
+                "remove the comma before ']', or write the missing value (strings in double quotes)")
     if msg.startswith("Expecting ',' delimiter"):
-        return "expected ',' between items (or a closing bracket)"
+        return "expected ',' between items (or a closing bracket)", "add the missing ',' or close the bracket"
+    if msg.startswith("Expecting ':' delimiter"):
+        return "expected ':' after the property name", 'write "key": value'
     if msg.startswith("Invalid control character"):
-        return "a raw control character (e.g. a newline) inside a string; write it as \\n"
+        return ("a raw control character (e.g. a newline) inside a string; write it as \\n",
+                "escape it: \\n for a newline, \\t for a tab")
+    if msg.startswith("Unterminated string"):
+        return "a string that is never closed", 'add the closing " at the end of the string'
+    if msg.startswith("Invalid \\escape") or msg.startswith("Invalid \\uXXXX escape"):
+        return (msg[0].lower() + msg[1:], 'write a backslash as \\\\; escapes are \\" \\\\ \\/ \\b \\f \\n \\r \\t '
+                "and \\uXXXX")
     if msg.startswith("Extra data"):
-        return "unexpected text after the end of the JSON document"
-    return msg[0].lower() + msg[1:] if msg else "invalid JSON"
+        return ("unexpected text after the end of the JSON document",
+                "a notiflow.json holds one JSON object: remove what follows its closing '}'")
+    return (msg[0].lower() + msg[1:] if msg else "invalid JSON"), _SYNTAX_HINT
+
+
+def _ended_early(text: str) -> tuple[str, str]:
+    """The document stops inside a string, an object or an array: say which bracket is still open."""
+    open_brackets: list[int] = []
+    for m in _OPEN_TOKENS.finditer(text):
+        token = m.group(0)
+        if token[0] == '"':
+            if m.group(1) is None:  # no closing quote: the text ends inside this string
+                return "the document ended inside a string", 'close the string with " and the brackets after it'
+        elif token in "[{":
+            open_brackets.append(m.start())
+        elif open_brackets:
+            open_brackets.pop()
+    if open_brackets:
+        line, column = _line_col(text, open_brackets[-1])
+        bracket = text[open_brackets[-1]]
+        closing = "}" if bracket == "{" else "]"
+        return (f"the document ended early: the '{bracket}' at line {line}, column {column} is never closed",
+                f"add the missing '{closing}' (and any other closing brackets); was the file cut short?")
+    return "the document ended early", "complete the JSON document; was the file cut short?"
 
 
 def _find_duplicate(text: str, key: str) -> tuple[int, int]:

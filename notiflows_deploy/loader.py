@@ -41,7 +41,7 @@ from notiflows_deploy.files import EntryKind, FileTooLarge, Tree, read_capped
 from notiflows_deploy.jsonpos import JsonSyntaxError, ParsedJson, parse_json
 from notiflows_deploy.model import Problem, Severity
 from notiflows_deploy.redact import public_var_names
-from notiflows_deploy.rules import article
+from notiflows_deploy.rules import REQUIRED_TEXT, article, is_blank
 
 NOTIFLOW_FILE = "notiflow.json"
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
@@ -53,6 +53,8 @@ _HANDLE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _DRIVE = re.compile(r"[A-Za-z]:")
 _BOM = b"\xef\xbb\xbf"
 _BYTE_ESCAPE = re.compile(r"\\x[0-9a-f]{2}")
+_SURROGATES = re.compile("[\ud800-\udfff]")  # what a value not valid as UTF-8 decodes to (surrogateescape)
+_UNREADABLE_HINT = "check the file's permissions (the run must be able to read it)"
 
 JsonPath = tuple[str | int, ...]
 
@@ -158,7 +160,8 @@ def load_notiflow(
     try:
         return loader.load()
     except OSError as exc:  # e.g. a directory without read permission: still a Problem, not a crash
-        loader.error("notiflow-unreadable", f"cannot read {loader.prefix + loader.dir}: {exc.strerror or exc}")
+        loader.error("notiflow-unreadable", f"cannot read {loader.prefix + loader.dir}: {exc.strerror or exc}",
+                     hint="check the directory's permissions (the run must be able to list and read it)")
         return loader.result(None, None)
 
 
@@ -236,7 +239,8 @@ def _resolve(tree: Tree, base: str, pointer: str, subject: str = "") -> _Resolve
         return _Resolved(refusal=_Refusal("pointer-invalid", "the pointer is an empty path",
                                           'name a file inside the notiflow directory, e.g. "steps/email_1/body.html"'))
     if "\x00" in pointer:
-        return _Resolved(refusal=_Refusal("pointer-invalid", "the pointer contains a NUL character"))
+        return _Resolved(refusal=_Refusal("pointer-invalid", "the pointer contains a NUL character",
+                                          "remove the \\u0000 from the path"))
     if "\\" in pointer:
         return _Resolved(refusal=_Refusal(
             "pointer-backslash", f"{subject} uses backslashes",
@@ -249,7 +253,8 @@ def _resolve(tree: Tree, base: str, pointer: str, subject: str = "") -> _Resolve
         ))
     pending = [c for c in reversed(pointer.split("/")) if c not in ("", ".")]
     if not pending:
-        return _Resolved(refusal=_Refusal("pointer-not-file", f"{subject} names the notiflow directory"))
+        return _Resolved(refusal=_Refusal("pointer-not-file", f"{subject} names the notiflow directory",
+                                          'name a file inside it, e.g. "steps/email_1/body.html"'))
     resolved: list[str] = []
     hops = 0
     via_link = False
@@ -278,7 +283,8 @@ def _resolve(tree: Tree, base: str, pointer: str, subject: str = "") -> _Resolve
                 target = tree.readlink(here)
             except OSError:
                 return _Resolved(refusal=_Refusal("pointer-unreadable",
-                                                  f"cannot read a symlink on the way to {subject}"))
+                                                  f"cannot read a symlink on the way to {subject}",
+                                                  "replace the symlink with the file itself"))
             via_link = True
             if not target or target.startswith("/") or "\\" in target or _DRIVE.match(target):
                 return _Resolved(refusal=_link_escapes(subject))
@@ -294,6 +300,7 @@ def _resolve(tree: Tree, base: str, pointer: str, subject: str = "") -> _Resolve
             return _Resolved(refusal=_Refusal(
                 "pointer-not-file", f"{subject} goes through {posixpath.join(*resolved, comp)!r}, "
                 "which is not a directory",
+                "fix the path: only its last part may be a file",
             ))
         resolved.append(comp)
     final = posixpath.join(base, *resolved)
@@ -408,7 +415,8 @@ class _Loader:
                        hint="make it a real directory; symlinked notiflows are refused")
             return self.result(None, None)
         if kind is not EntryKind.DIR:
-            self.error("notiflow-dir-missing", f"{self.prefix + self.dir} is not a directory")
+            self.error("notiflow-dir-missing", f"{self.prefix + self.dir} is not a directory",
+                       hint="a notiflow is a directory holding notiflow.json; check the handle")
             return self.result(None, None)
         text = self.read_document()
         if text is None:
@@ -416,8 +424,7 @@ class _Loader:
         try:
             self.parsed = parse_json(text)
         except JsonSyntaxError as exc:
-            code = "json-too-deep" if "nested more than" in exc.message else "json-syntax"
-            self.error(code, exc.message, line=exc.line, column=exc.column)
+            self.error(exc.code, exc.message, line=exc.line, column=exc.column, hint=exc.hint)
             return self.result(None, None)
         document = self.parsed.value
         if not isinstance(document, dict):
@@ -476,7 +483,8 @@ class _Loader:
             self.error(r.code, r.message, hint=r.hint)
             return None
         except OSError as exc:
-            self.error("notiflow-json-unreadable", f"cannot read {NOTIFLOW_FILE}: {exc.strerror or exc}")
+            self.error("notiflow-json-unreadable", f"cannot read {NOTIFLOW_FILE}: {exc.strerror or exc}",
+                       hint=_UNREADABLE_HINT)
             return None
         decoded = _decode(data, what=NOTIFLOW_FILE, max_bytes=self.max_bytes, code_prefix="notiflow-json")
         if decoded.refusal is not None:
@@ -565,6 +573,9 @@ class _Loader:
             self.unresolved.add(path)
         for issue in sub.issues:
             self.error_in_string(path, issue.offset, issue.code, issue.message(), hint=issue.hint())
+        if _SURROGATES.search(sub.text):
+            self.unresolved.add(path)
+            self.error_at(path, "env-not-utf8", _NOT_UTF8_VALUE, hint=_NOT_UTF8_HINT)
         return sub.text
 
     # the payload: the substituted document without $schema/__meta, with every pointer resolved
@@ -627,7 +638,8 @@ class _Loader:
             if not isinstance(value, str):
                 self.error_at((*path, key), "pointer-not-string",
                               f'"{key}" must be a path (a string) relative to the notiflow directory, '
-                              f"not {_json_type(value)}")
+                              f"not {_json_type(value)}",
+                              hint=f'e.g. "{key}": "steps/<handle>/{target}.txt"')
                 continue
             text = self.extract((*path, key), value, (*path, target))
             if text is None:
@@ -637,6 +649,11 @@ class _Loader:
                               f"the body file {value!r} is empty; {self.template_kind(path, channel_type)} "
                               "needs a body",
                               hint="write the template body into the file")
+            elif top and is_blank(text) and target in REQUIRED_TEXT.get(channel_type or "", ()):
+                self.error_at((*path, key), "text-blank",
+                              f"the {target} file {value!r} is blank; {self.template_kind(path, channel_type)} "
+                              f"needs a {target}",
+                              hint=f"write the {target} into the file")
             out[target] = text
         return out
 
@@ -663,7 +680,8 @@ class _Loader:
             self.error_at(path, r.code, r.message, hint=r.hint)
             return None
         except OSError as exc:
-            self.error_at(path, "pointer-unreadable", f"cannot read {pointer!r}: {exc.strerror or exc}")
+            self.error_at(path, "pointer-unreadable", f"cannot read {pointer!r}: {exc.strerror or exc}",
+                          hint=_UNREADABLE_HINT)
             return None
         shown = self.prefix + found.path
         decoded = _decode(data, what=what, max_bytes=self.max_bytes, code_prefix="pointer")
@@ -679,11 +697,17 @@ class _Loader:
             return decoded.text
         sub = envsubst.substitute(decoded.text, self.env)
         self.record_secrets(payload_path, decoded.text, sub)
+        if _SURROGATES.search(sub.text):
+            self.error("env-not-utf8", f"{_NOT_UTF8_VALUE} (in {pointer!r})", file=shown, hint=_NOT_UTF8_HINT)
         for issue in sub.issues:
             line, column = envsubst.line_col(decoded.text, issue.offset)
             self.error(issue.code, f"{issue.message()} in {pointer!r}", file=shown, line=line, column=column,
                        hint=issue.hint())
         return sub.text
+
+
+_NOT_UTF8_VALUE = "a substituted variable's value is not valid UTF-8, so the text cannot be sent"
+_NOT_UTF8_HINT = "set the variable to UTF-8 text (its value is not shown here)"
 
 
 def _copy(node: Any) -> Any:

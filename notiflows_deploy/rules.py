@@ -23,15 +23,19 @@ each substituted string to its text as written, and messages quote that text, ne
 | parent-unknown           | error    | parent_step_handle names no step (an orphaned step)                   |
 | parent-not-condition     | error    | parent_step_handle names a step that is not a condition               |
 | branch-unknown           | error    | branch_handle is not a branch of the parent condition                 |
+| branch-incomplete        | error    | only one of parent_step_handle / branch_handle is set (the other null)|
 | step-cycle               | error    | parent_step_handle chain loops back on itself                         |
 | branch-handle-duplicate  | error    | two branches of one condition share a handle                          |
 | branches-all-finish      | error    | every branch of a condition has finish: true                          |
 | condition-depth          | error    | conditions nested more than MAX_CONDITION_DEPTH deep                  |
 | template-channel-mismatch| error    | template.channel_type differs from the step's channel_type            |
 | body-empty               | error    | an inline template body is empty or whitespace only                   |
+| text-blank               | error    | `name`, or a text the channel requires (subject, title, url), is blank|
 | body-extension           | warning  | the `body@` file's extension does not suit the channel type           |
 
-The branch count (2..10) is left to the schema (minItems/maxItems) so it is reported once.
+The branch count (2..10) is left to the schema (minItems/maxItems) so it is reported once, and so
+are positions the schema refuses (a negative one is not also "not at position 0"). Every finding
+carries a hint; a hint never spells out a substituted value (no "did you mean" for one).
 """
 
 from __future__ import annotations
@@ -49,7 +53,9 @@ from .model import Severity
 Path = tuple[str | int, ...]
 
 MAX_CONDITION_DEPTH = 5
-VENDOR_HANDLE = re.compile(r"^[a-z_]+(_[0-9]+)?$")
+# Matched with fullmatch: `$` would also accept a trailing newline ("email_1\n").
+VENDOR_HANDLE = re.compile(r"[a-z_]+(_[0-9]+)?")
+LOOSE_HANDLE = re.compile(r"[a-z_][a-z0-9_]*")
 BODY_EXTENSIONS: dict[str, str] = {
     "email": ".html",
     "in_app": ".md",
@@ -60,6 +66,13 @@ BODY_EXTENSIONS: dict[str, str] = {
     "webhook": ".json",
 }
 BODY_OPTIONAL = frozenset({"webhook"})
+# Template texts (besides the body) a channel requires: blank ones are refused by the server.
+REQUIRED_TEXT: dict[str, tuple[str, ...]] = {
+    "email": ("subject",),
+    "web_push": ("title",),
+    "mobile_push": ("title",),
+    "webhook": ("url",),
+}
 STEP_TYPES = frozenset({"trigger", "end", "channel", "condition", "wait", "digest", "throttle"})
 
 
@@ -147,9 +160,26 @@ def check_rules(document: Any, *, raw: Mapping[Path, str] | None = None) -> list
     written = raw or {}
     steps = [_Step(i, s, written) for i, s in enumerate(document["steps"]) if isinstance(s, dict)]
     findings: list[Finding] = []
-    for rule in (_terminal_steps, _handles, _tree, _positions, _branches, _templates):
+    findings.extend(_blank_name(document))
+    for rule in (_terminal_steps, _handles, _tree, _branch_scope, _positions, _branches, _templates):
         findings.extend(rule(steps))
     return findings
+
+
+def is_blank(value: Any) -> bool:
+    """A string holding nothing but whitespace (or nothing at all)."""
+    return isinstance(value, str) and not value.strip()
+
+
+def _blank_name(document: dict[str, Any]) -> Iterator[Finding]:
+    name = document.get("name")
+    if is_blank(name) and name:  # "" is the schema's (minLength: "must not be empty")
+        yield Finding(
+            "text-blank",
+            ("name",),
+            "name: the notiflow's name is blank (only whitespace); the server refuses a blank name",
+            hint='write a display name, e.g. "name": "Welcome series"',
+        )
 
 
 def _terminal_steps(steps: list[_Step]) -> Iterator[Finding]:
@@ -178,6 +208,7 @@ def _terminal_steps(steps: list[_Step]) -> Iterator[Finding]:
         step = found[0]
         if len(found) > 1:
             continue  # where "last" is depends on which one is removed; the duplicate says enough
+        position = step.position if step.position is not None and step.position >= 0 else None  # else the schema's
         if step.parent is not None or step.branch is not None:
             key = "parent_step_handle" if step.parent is not None else "branch_handle"
             yield Finding(
@@ -185,19 +216,22 @@ def _terminal_steps(steps: list[_Step]) -> Iterator[Finding]:
                 (*step.path, key),
                 f"{_name(step)}: the {kind} step must be in the root sequence, not inside a branch",
                 key=True,
+                hint=f'remove "parent_step_handle" and "branch_handle" from the {kind} step',
             )
-        elif kind == "trigger" and step.position is not None and step.position != 0:
+        elif kind == "trigger" and position is not None and position != 0:
             yield Finding(
                 "trigger-position",
                 (*step.path, "position"),
-                f"{_name(step)}.position: the trigger step must be at position 0, not {step.position}",
+                f"{_name(step)}.position: the trigger step must be at position 0, not {position}",
+                hint="give the trigger position 0 and number the other root steps after it: 1, 2, ...",
             )
-        elif kind == "end" and step.position is not None and last is not None and step.position != last:
+        elif kind == "end" and position is not None and last is not None and position != last:
             yield Finding(
                 "end-position",
                 (*step.path, "position"),
                 f"{_name(step)}.position: the end step must be last in the root sequence "
-                f"(position {last}), not at {step.position}",
+                f"(position {last}), not at {position}",
+                hint="give the end step the highest position of the root sequence and renumber the steps before it",
             )
 
 
@@ -217,13 +251,14 @@ def _handles(steps: list[_Step]) -> Iterator[Finding]:
             )
             continue
         first[handle] = step
-        if not VENDOR_HANDLE.match(handle) and re.match(r"^[a-z_][a-z0-9_]*$", handle):
+        if not VENDOR_HANDLE.fullmatch(handle) and LOOSE_HANDLE.fullmatch(handle):
             yield Finding(
                 "step-handle-style",
                 (*step.path, "handle"),
                 f"{_name(step)}.handle: {step.show(handle, 'handle')} does not follow the documented handle pattern "
                 f"^[a-z_]+(_\\d+)?$ (e.g. email_1); the server may refuse it",
                 severity=Severity.WARNING,
+                hint="name it like the vendor does: lowercase words joined by _, optionally ending in _<number>",
             )
 
 
@@ -248,7 +283,8 @@ def _tree(steps: list[_Step]) -> Iterator[Finding]:
                 where,
                 f"{_name(step)}.parent_step_handle: no step has the handle "
                 f"{step.show(parent_handle, 'parent_step_handle')}, so this step is orphaned",
-                hint=close,
+                hint=close or "set it to the handle of a condition step of this notiflow, or remove "
+                '"parent_step_handle" and "branch_handle" to put the step in the root sequence',
             )
         elif parent.type != "condition" and parent.type in STEP_TYPES:  # an unknown type is the schema's
             yield Finding(
@@ -256,6 +292,8 @@ def _tree(steps: list[_Step]) -> Iterator[Finding]:
                 where,
                 f"{_name(step)}.parent_step_handle: {step.show(parent_handle, 'parent_step_handle')} is a "
                 f"{parent.show(parent.type, 'type')} step; only condition steps have branches",
+                hint="point parent_step_handle at a condition step, or remove \"parent_step_handle\" and "
+                '"branch_handle" to put the step in the root sequence',
             )
         elif step.branch is not None and step.branch not in parent.branch_handles():
             branches = parent.shown_branch_handles()
@@ -265,7 +303,8 @@ def _tree(steps: list[_Step]) -> Iterator[Finding]:
                 f"{_name(step)}.branch_handle: condition {step.show(parent_handle, 'parent_step_handle')} has no "
                 f"branch {step.show(step.branch, 'branch_handle')}"
                 + (f" (its branches: {', '.join(branches)})" if branches else ""),
-                hint="" if step.substituted("branch_handle") else _close(step.branch, branches),
+                hint=("" if step.substituted("branch_handle") else _close(step.branch, branches))
+                or ("use one of the condition's branch handles, or add this branch to its settings.branches"),
             )
 
     # Cycles: follow each chain; report a loop once, on the step of the loop that comes first.
@@ -307,6 +346,40 @@ def _tree(steps: list[_Step]) -> Iterator[Finding]:
                 "condition-depth",
                 (*step.path, "type"),
                 f"{_name(step)}: condition steps are nested {depth} deep; at most {MAX_CONDITION_DEPTH} are allowed",
+                hint="flatten the logic: merge a nested condition into its parent (more branches, or combined "
+                "conditions in one branch)",
+            )
+
+
+def _branch_scope(steps: list[_Step]) -> Iterator[Finding]:
+    """parent_step_handle and branch_handle come together: one set and the other null is no scope at all.
+
+    A key that is absent is the schema's (dependentRequired); this is the case it cannot see: null.
+    """
+    for step in steps:
+        parent, branch = step.parent, step.branch
+        if (parent is None) == (branch is None):
+            continue
+        if branch is not None and "parent_step_handle" in step.data and step.data["parent_step_handle"] is None:
+            yield Finding(
+                "branch-incomplete",
+                (*step.path, "branch_handle"),
+                f"{_name(step)}.branch_handle: {step.show(branch, 'branch_handle')} names a branch, but "
+                "parent_step_handle is null, so the step belongs to no condition",
+                key=True,
+                hint="set parent_step_handle to the condition step that has this branch, or set branch_handle "
+                "to null for a step in the root sequence",
+            )
+        elif parent is not None and "branch_handle" in step.data and step.data["branch_handle"] is None:
+            yield Finding(
+                "branch-incomplete",
+                (*step.path, "parent_step_handle"),
+                f"{_name(step)}.parent_step_handle: the step is inside condition "
+                f"{step.show(parent, 'parent_step_handle')}, but branch_handle is null, so it is in none of "
+                "its branches",
+                key=True,
+                hint="set branch_handle to one of the condition's branch handles, or set parent_step_handle to "
+                "null for a step in the root sequence",
             )
 
 
@@ -315,6 +388,8 @@ def _positions(steps: list[_Step]) -> Iterator[Finding]:
     unusable: set[tuple[str | None, str | None]] = set()  # scopes with a position the schema rejects
     for step in steps:
         scope_key = (step.parent, step.branch)
+        if (step.parent is None) != (step.branch is None):
+            continue  # half a branch reference is no scope (branch-incomplete, or the schema, says so)
         if step.position is not None and step.position >= 0:
             scopes.setdefault(scope_key, []).append(step)
         else:
@@ -404,6 +479,7 @@ def _templates(steps: list[_Step]) -> Iterator[Finding]:
                 (*step.path, "template", "channel_type"),
                 f"{_name(step)}.template.channel_type: {step.show(template_channel, 'template', 'channel_type')} "
                 f"does not match the step's channel_type {step.show(step_channel, 'channel_type')}",
+                hint="write the same channel type in both: template.channel_type must equal the step's channel_type",
             )
         channel = template_channel if isinstance(template_channel, str) else step_channel
         channel_shown = (step.text(template_channel, "template", "channel_type") if isinstance(template_channel, str)
@@ -417,7 +493,9 @@ def _templates(steps: list[_Step]) -> Iterator[Finding]:
                 "body-empty",
                 (*step.path, "template", "data", "body"),
                 f"{_name(step)}.template.data.body: the body is empty; a channel step needs a non-empty body",
+                hint='write the template body here, or extract it into a file and point at it with "body@"',
             )
+        yield from _blank_texts(step, data, channel, channel_shown)
         pointer = data.get("body@")
         expected = BODY_EXTENSIONS.get(channel or "")
         if isinstance(pointer, str) and expected:
@@ -431,6 +509,19 @@ def _templates(steps: list[_Step]) -> Iterator[Finding]:
                     severity=Severity.WARNING,
                     hint=f"rename it to steps/{_plain_handle(step)}/body{expected}",
                 )
+
+
+def _blank_texts(step: _Step, data: dict[str, Any], channel: str | None, shown: str) -> Iterator[Finding]:
+    """The texts the channel requires (subject, title, url): present but blank. A missing one is the schema's."""
+    for key in REQUIRED_TEXT.get(channel or "", ()):
+        if is_blank(data.get(key)):
+            yield Finding(
+                "text-blank",
+                (*step.path, "template", "data", key),
+                f"{_name(step)}.template.data.{key}: the {key} is blank; {article(shown)} {shown} template "
+                f"needs a {key}",
+                hint=f"write the {key} here, or extract it into a file and point at it with \"{key}@\"",
+            )
 
 
 def _name(step: _Step) -> str:

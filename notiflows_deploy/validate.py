@@ -16,7 +16,12 @@ located at it): only its type can still be judged.
 
 For anyOf/oneOf failures only the best match (jsonschema's `best_match`) is reported. A missing
 required property is dropped when the same object has an unknown key that is a near-miss of it
-(`"unit": "day"` is one problem: unknown "unit", did you mean "duration_unit"?).
+(`"unit": "day"` is one problem: unknown "unit", did you mean "duration_unit"?). A value of the
+wrong type is one problem: the enum, pattern, length or range errors at the same place are dropped
+(`"channel_type": null` is "expected a string", not also "not one of ...").
+
+Every problem has a hint. A substituted string gets no "did you mean" (it would say what the
+value, maybe a secret, is close to), and no hint that depends on its value.
 
 Schema problem codes (format-rule codes are listed in `notiflows_deploy.rules`):
 
@@ -31,7 +36,7 @@ Schema problem codes (format-rule codes are listed in `notiflows_deploy.rules`):
 | schema-length               | minLength, maxLength                           | the value                  |
 | schema-count                | minItems, maxItems, minProperties              | the array/object           |
 | schema-not-allowed          | a field this step type does not take           | the key                    |
-| schema-conflict             | `KEY` and `KEY@` both present                  | the `KEY@` key             |
+| schema-conflict             | `KEY` and `KEY@` both present (dependentSchemas)| the `KEY@` key            |
 | schema-dependency           | dependentRequired (parent_step_handle/branch)  | the key that is present    |
 | schema                      | anything else (message from jsonschema)        | the value                  |
 | schema-unusable             | the schema has a $ref that cannot be resolved  | line 1, column 1           |
@@ -74,6 +79,26 @@ ENUM_ALIASES: dict[str, str] = {"second": "seconds", "minute": "minutes", "hour"
 PATTERN_HINTS: dict[str, str] = {
     "handle": "use lowercase letters, digits and underscores, starting with a letter or '_' (e.g. email_1)",
 }
+# What to write when a property is missing (the generic hint says `add "KEY"`).
+REQUIRED_HINTS: dict[str, str] = {
+    "name": 'add a display name, e.g. "name": "Welcome series"',
+    "steps": 'add "steps": [...] with at least a trigger (position 0) and an end step',
+    "handle": 'add a handle unique in this notiflow, e.g. "handle": "email_1"',
+    "type": "add the step type: trigger, end, channel, condition, wait, digest or throttle",
+    "position": 'add its position within its scope: "position": 0, 1, 2, ...',
+    "channel_type": "add the channel type: email, sms, in_app, chat, web_push, mobile_push or webhook",
+    "settings": "add the settings this step type needs (duration + duration_unit, or branches)",
+    "duration": 'add how long, e.g. "duration": 1',
+    "duration_unit": 'add the unit: "seconds", "minutes", "hours" or "days"',
+    "branches": 'add "branches": 2 to 10 branches, each {"handle": ..., "name": ...}',
+    "content_type": "add the content_type this channel takes (see the allowed values in the schema)",
+    "data": 'add the template fields: "data": {...}',
+    "conditions": 'add "conditions": [...], the tests this group combines',
+    "property": 'add what to test, e.g. "property": "data.plan"',
+    "operator": 'add the comparison, e.g. "operator": "equal_to"',
+    "value": 'this operator compares with a value: add "value": ... (only is_empty and is_not_empty take none)',
+}
+GENERIC_HINT = "see the description of this field in notiflows_deploy/schema/notiflow.schema.json"
 _IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_@$]*$")
 # Codes that judge a string's value: meaningless while the value is unknown (a variable is unset).
 VALUE_CODES = frozenset({"schema-enum", "schema-pattern", "schema-length", "schema"})
@@ -86,6 +111,10 @@ _TYPE_NAMES = {
     "boolean": "true or false",
     "null": "null",
 }
+
+
+# A value of the wrong type explains these problems at the same place (they are not reported again).
+_SHADOWED_BY_TYPE = frozenset({"schema-enum", "schema-pattern", "schema-length", "schema-range", "schema"})
 
 
 @dataclass(frozen=True)
@@ -153,7 +182,8 @@ class DocumentChecker:
 
 
 def _merge(raws: Iterable[_Raw]) -> list[_Raw]:
-    """Drop a 'missing X' when the same object has an unknown key that is a near-miss of X."""
+    """Drop a 'missing X' when the same object has an unknown key that is a near-miss of X, and the
+    value-judging problems at a place whose type is already wrong."""
     items = list(raws)
     renamed = {
         (r.path[:-1], name)
@@ -161,10 +191,12 @@ def _merge(raws: Iterable[_Raw]) -> list[_Raw]:
         if r.code == "schema-additional-property"
         for name in r.missing  # the suggestion, stored in `missing`
     }
+    mistyped = {r.path for r in items if r.code == "schema-type"}
     return [
         r
         for r in items
         if not (r.code == "schema-required" and any((r.path, name) in renamed for name in r.missing))
+        and not (r.code in _SHADOWED_BY_TYPE and r.path in mistyped)
     ]
 
 
@@ -188,9 +220,9 @@ def _convert(error: ValidationError, document: Any, raw: Mapping[Path, str]) -> 
                 "schema-required",
                 path,
                 f"{where}: missing required property {json.dumps(first)}" + (f" (or {alt})" if alt else ""),
-                hint=f'put it inline, or extract it into a file and point at it with "{first}@"'
+                hint=f'add "{first}": put it inline, or extract it into a file and point at it with "{first}@"'
                 if any(n == f"{first}@" for n in others)
-                else "",
+                else _required_hint(first, path),
                 missing=tuple(names),
             )
             return
@@ -202,7 +234,7 @@ def _convert(error: ValidationError, document: Any, raw: Mapping[Path, str]) -> 
         missing = [n for n in value if isinstance(instance, dict) and n not in instance]
         for name in missing:
             yield _Raw("schema-required", path, f"{where}: missing required property {json.dumps(name)}",
-                       missing=(name,))
+                       hint=_required_hint(name, path), missing=(name,))
         return
     if validator == "additionalProperties" and isinstance(instance, dict):
         schema = error.schema if isinstance(error.schema, dict) else {}
@@ -215,7 +247,9 @@ def _convert(error: ValidationError, document: Any, raw: Mapping[Path, str]) -> 
             if suggestion is None:
                 matches = difflib.get_close_matches(key, [k for k in known if k not in instance], n=1, cutoff=0.6)
                 suggestion = matches[0] if matches else None
-            hint = f"did you mean {json.dumps(suggestion)}?" if suggestion else ""
+            hint = (f"did you mean {json.dumps(suggestion)}?" if suggestion
+                    else f"remove {json.dumps(key)}; this object takes only the properties listed"
+                    if known else f"remove {json.dumps(key)}; this object takes no properties")
             if suggestion == "duration_unit":
                 hint += ' (write "duration_unit" with a plural value: seconds, minutes, hours or days)'
             allowed = ", ".join(known)
@@ -251,30 +285,30 @@ def _convert(error: ValidationError, document: Any, raw: Mapping[Path, str]) -> 
             return
         wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in expected if t != "null")
         got = f"the string {_shown(path, instance, raw)}" if substituted else _describe(instance)
-        yield _Raw(
-            "schema-type",
-            path,
-            f"{where}: expected {wanted}, got {got}",
-            hint=_type_hint(instance, expected),
-        )
+        hint = (_SUBSTITUTED_TYPE_HINT if substituted
+                else _type_hint(instance, expected) or f"write {wanted} here")
+        yield _Raw("schema-type", path, f"{where}: expected {wanted}, got {got}", hint=hint)
         return
     if validator in ("enum", "const"):
         options = [o for o in ([value] if validator == "const" else list(value)) if o is not None]
         options_text = ", ".join(o if isinstance(o, str) else json.dumps(o) for o in options)
-        close = _near_miss(instance, [o for o in options if isinstance(o, str)])
-        yield _Raw(
-            "schema-enum",
-            path,
-            f"{where}: {_shown(path, instance, raw)} is not one of {options_text}",
-            hint=f"did you mean {json.dumps(close)}?" if close else "",
-        )
+        # No near-miss for a substituted value: "did you mean" would say what the value is close to.
+        close = None if substituted else _near_miss(instance, [o for o in options if isinstance(o, str)])
+        if close:
+            hint = f"did you mean {json.dumps(close)}?"
+        elif substituted:
+            hint = "the value after substitution must be one of the values listed; check the variable's value"
+        else:
+            hint = "use one of the values listed (they are case-sensitive)"
+        yield _Raw("schema-enum", path, f"{where}: {_shown(path, instance, raw)} is not one of {options_text}",
+                   hint=hint)
         return
     if validator == "pattern":
         yield _Raw(
             "schema-pattern",
             path,
             f"{where}: {_shown(path, instance, raw)} does not match the pattern {value}",
-            hint=PATTERN_HINTS.get(str(path[-1]) if path else "", ""),
+            hint=PATTERN_HINTS.get(str(path[-1]) if path else "", "") or f"change it to match {value}",
         )
         return
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
@@ -284,15 +318,26 @@ def _convert(error: ValidationError, document: Any, raw: Mapping[Path, str]) -> 
             "exclusiveMinimum": "must be more than",
             "exclusiveMaximum": "must be less than",
         }
-        yield _Raw("schema-range", path, f"{where}: {json.dumps(instance)} {words[validator]} {value}")
+        hints = {
+            "minimum": f"use a number of at least {value}",
+            "maximum": f"use a number of at most {value}",
+            "exclusiveMinimum": f"use a number greater than {value}",
+            "exclusiveMaximum": f"use a number less than {value}",
+        }
+        yield _Raw("schema-range", path, f"{where}: {json.dumps(instance)} {words[validator]} {value}",
+                   hint=hints[validator])
         return
     if validator in ("minLength", "maxLength"):
+        key = str(path[-1]) if path else ""
         if validator == "minLength" and value == 1:
             message = f"{where}: must not be empty"
+            hint = (f'write the path of the file holding {key[:-1]}, e.g. "steps/<handle>/{key[:-1]}.txt"'
+                    if key.endswith("@") else "write a non-empty value here")
         else:
             bound = "at least" if validator == "minLength" else "at most"
             message = f"{where}: must be {bound} {value} characters long"
-        yield _Raw("schema-length", path, message)
+            hint = f"{'lengthen' if validator == 'minLength' else 'shorten'} it to {bound} {value} characters"
+        yield _Raw("schema-length", path, message, hint=hint)
         return
     if validator == "maxProperties" and value == 0:
         yield _Raw(
@@ -313,20 +358,23 @@ def _convert(error: ValidationError, document: Any, raw: Mapping[Path, str]) -> 
             "schema-count",
             path,
             f"{where}: has {count} {noun if count == 1 else plural}; {bound} {value} {verb}",
+            hint=_count_hint(path, validator, value, plural),
         )
         return
     if validator == "not" and isinstance(value, dict) and list(value) == ["required"] and isinstance(instance, dict):
-        names = list(value["required"])
-        pointer = next((n for n in instance if n.endswith("@")), names[0])
-        both = " and ".join(json.dumps(n) for n in sorted({*names, pointer}))
-        yield _Raw(
-            "schema-conflict",
-            (*path, pointer),
-            f"{where}: has both {both}; keep only one",
-            hint=f"{json.dumps(pointer)} points at a file whose text replaces {json.dumps(pointer[:-1])} on push",
-            key=True,
-        )
-        return
+        # From dependentSchemas {"KEY@": {"not": {"required": ["KEY"]}}}: the pair is KEY and KEY@.
+        target = str(value["required"][0]) if value["required"] else ""
+        pointer = f"{target}@"
+        if target and pointer in instance:
+            yield _Raw(
+                "schema-conflict",
+                (*path, pointer),
+                f"{where}: has both {json.dumps(target)} and {json.dumps(pointer)}; keep only one",
+                hint=f"{json.dumps(pointer)} points at a file whose text replaces {json.dumps(target)} on push; "
+                f"remove the inline {json.dumps(target)} or the pointer",
+                key=True,
+            )
+            return
     if validator == "dependentRequired" and isinstance(instance, dict):
         for present, needed in value.items():
             if present not in instance:
@@ -339,13 +387,36 @@ def _convert(error: ValidationError, document: Any, raw: Mapping[Path, str]) -> 
                         f"{where}: {json.dumps(present)} is set but {json.dumps(name)} is missing; "
                         "a step inside a branch needs both parent_step_handle and branch_handle",
                         key=True,
+                        hint=f"add {json.dumps(name)} too, or remove {json.dumps(present)} to put the step in "
+                        "the root sequence",
                         missing=(name,),
                     )
         return
     if substituted:  # jsonschema's message quotes the value
-        yield _Raw("schema", path, f"{where}: {_shown(path, instance, raw)} is not valid here ({validator})")
+        yield _Raw("schema", path, f"{where}: {_shown(path, instance, raw)} is not valid here ({validator})",
+                   hint=GENERIC_HINT)
         return
-    yield _Raw("schema", path, f"{where}: {error.message}")
+    yield _Raw("schema", path, f"{where}: {error.message}", hint=GENERIC_HINT)
+
+
+_SUBSTITUTED_TYPE_HINT = "a substituted ${NAME} always gives a string; write the value itself here, not a variable"
+
+
+def _required_hint(name: str, path: Path) -> str:
+    if name in ("name", "handle") and len(path) >= 2 and path[-2] == "branches":
+        return f'add the branch\'s {name}, e.g. "{name}": "{"Pro plan" if name == "name" else "pro"}"'
+    return REQUIRED_HINTS.get(name, f"add {json.dumps(name)}")
+
+
+def _count_hint(path: Path, validator: str, value: Any, plural: str) -> str:
+    key = path[-1] if path else ""
+    if key == "branches":
+        if validator == "minItems":
+            return f"give the condition at least {value} branches, e.g. a default one without conditions"
+        return f"keep at most {value} branches; nest another condition in a branch for more cases"
+    if validator.startswith("min"):
+        return f"add {plural}: at least {value}"
+    return f"remove {plural}: at most {value}"
 
 
 def _shown(path: Path, instance: Any, raw: Mapping[Path, str]) -> str:

@@ -155,7 +155,7 @@ def test_very_deep_nesting_is_located_too() -> None:
 @pytest.mark.parametrize(
     "raw",
     ["plain ${X}", "a\\nb ${X}", 'q\\"q\\\\ ${X}', "\\u00e9t\\u00e9 ${X}", "\\ud83d\\ude00 ${X}", "😀 ${X}",
-     "\\ud83d lone ${X}", "\\/\\b\\f\\r\\t${X}"],
+     "\\/\\b\\f\\r\\t${X}"],  # a lone "\\ud83d" is refused by parse_json (tests/test_val_json.py)
 )
 def test_locate_in_string_maps_decoded_offsets_back_to_the_source(raw: str) -> None:
     text = '{\n  "k": [1, "' + raw + '"]\n}'

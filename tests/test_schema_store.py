@@ -87,6 +87,11 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{port}/schema.json"
 
 
+def loopback(url: str) -> bool:
+    """The test servers' URLs: the store only fetches vendor URLs unless told otherwise."""
+    return url.startswith("http://127.0.0.1:")
+
+
 def names_ok(store: SchemaStore, url: str | None, name: str) -> bool:
     checker, _ = store.checker_for(url)
     return checker.validator.is_valid({"name": name, "steps": []})
@@ -107,7 +112,7 @@ def test_known_url_with_downloads_off_says_so(tmp_path: Path) -> None:
 
 
 def test_non_http_schema_is_a_note_and_the_bundled_copy(tmp_path: Path) -> None:
-    store = SchemaStore(cache_dir=tmp_path, fetch=True)
+    store = SchemaStore(cache_dir=tmp_path, fetch=True, trusted=loopback)
     _, source = store.checker_for("../schema/notiflow.json")
     assert source.startswith("bundled schema")
     assert store.notes == ["$schema '../schema/notiflow.json' is not an http(s) URL; using the bundled schema"]
@@ -115,7 +120,7 @@ def test_non_http_schema_is_a_note_and_the_bundled_copy(tmp_path: Path) -> None:
 
 def test_download_is_used_cached_and_fetched_once(tmp_path: Path, server: _Server) -> None:
     url = f"{server.base}/schema.json"
-    store = SchemaStore(cache_dir=tmp_path, fetch=True)
+    store = SchemaStore(cache_dir=tmp_path, fetch=True, trusted=loopback)
     checker, source = store.checker_for(url)
     assert source == f"{url} (downloaded)"
     assert checker.validator.schema == STRICT
@@ -130,20 +135,20 @@ def test_download_is_used_cached_and_fetched_once(tmp_path: Path, server: _Serve
 
 def test_failed_download_falls_back_to_the_cache_then_bundled(tmp_path: Path, server: _Server, dead_url: str) -> None:
     # Fill the cache for dead_url by serving it once under that name.
-    good = SchemaStore(cache_dir=tmp_path, fetch=True)
+    good = SchemaStore(cache_dir=tmp_path, fetch=True, trusted=loopback)
     good.checker_for(f"{server.base}/schema.json")
     cache = tmp_path / "schemas"
     src = cache / f"{hashlib.sha256(f'{server.base}/schema.json'.encode()).hexdigest()}.json"
     src.rename(cache / f"{hashlib.sha256(dead_url.encode()).hexdigest()}.json")
 
-    store = SchemaStore(cache_dir=tmp_path, fetch=True, timeout=1.0)
+    store = SchemaStore(cache_dir=tmp_path, fetch=True, trusted=loopback, timeout=1.0)
     checker, source = store.checker_for(dead_url)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     assert source == f"cached copy of {dead_url} from {today}"
     assert checker.validator.schema == STRICT
     assert any("could not use the schema" in note for note in store.notes)
 
-    empty = SchemaStore(cache_dir=tmp_path / "empty", fetch=True, timeout=1.0)
+    empty = SchemaStore(cache_dir=tmp_path / "empty", fetch=True, trusted=loopback, timeout=1.0)
     checker, source = empty.checker_for(dead_url)
     assert source == f"bundled schema (offline; {dead_url} unavailable)"
     assert checker.validator.schema == bundled_schema()
@@ -151,8 +156,8 @@ def test_failed_download_falls_back_to_the_cache_then_bundled(tmp_path: Path, se
 
 def test_cache_is_used_when_downloads_are_off(tmp_path: Path, server: _Server) -> None:
     url = f"{server.base}/schema.json"
-    SchemaStore(cache_dir=tmp_path, fetch=True).checker_for(url)
-    offline = SchemaStore(cache_dir=tmp_path, fetch=False)
+    SchemaStore(cache_dir=tmp_path, fetch=True, trusted=loopback).checker_for(url)
+    offline = SchemaStore(cache_dir=tmp_path, fetch=False, trusted=loopback)
     _, source = offline.checker_for(url)
     assert source.startswith(f"cached copy of {url} from ")
     assert server.hits == {"/schema.json": 1}
@@ -162,7 +167,7 @@ def test_known_url_offline_is_the_bundled_schema(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dead_url: str
 ) -> None:
     monkeypatch.setattr("notiflows_deploy.schema.store.SCHEMA_URL", dead_url)
-    store = SchemaStore(cache_dir=tmp_path, fetch=True, timeout=1.0)
+    store = SchemaStore(cache_dir=tmp_path, fetch=True, trusted=loopback, timeout=1.0)
     _, source = store.checker_for(dead_url)
     assert source == "bundled schema (offline)"
 
@@ -183,7 +188,7 @@ def test_unusable_downloads_are_not_used_or_cached_and_say_why(
     tmp_path: Path, server: _Server, path: str, label: str, why: str
 ) -> None:
     url = server.base + path
-    store = SchemaStore(cache_dir=tmp_path, fetch=True)
+    store = SchemaStore(cache_dir=tmp_path, fetch=True, trusted=loopback)
     checker, source = store.checker_for(url)
     assert source == f"bundled schema ({label}; {url} unavailable)"
     assert "offline" not in source
@@ -198,9 +203,9 @@ def test_unusable_downloads_are_not_used_or_cached_and_say_why(
 def test_an_unusable_download_falls_back_to_the_cached_copy_and_says_so(tmp_path: Path, server: _Server) -> None:
     url = f"{server.base}/flaky.json"
     server.routes["/flaky.json"] = (200, json.dumps(STRICT).encode())
-    SchemaStore(cache_dir=tmp_path, fetch=True).checker_for(url)
+    SchemaStore(cache_dir=tmp_path, fetch=True, trusted=loopback).checker_for(url)
     server.routes["/flaky.json"] = (200, json.dumps({"$ref": "#/$defs/nowhere"}).encode())
-    store = SchemaStore(cache_dir=tmp_path, fetch=True)
+    store = SchemaStore(cache_dir=tmp_path, fetch=True, trusted=loopback)
     checker, source = store.checker_for(url)
     assert source.startswith(f"cached copy of {url} from ")
     assert checker.validator.schema == STRICT
@@ -263,7 +268,7 @@ class _Trickle:
 def test_a_trickling_server_cannot_stretch_the_download_past_its_deadline(tmp_path: Path, in_headers: bool) -> None:
     trickle = _Trickle(every=0.2, in_headers=in_headers)
     try:
-        store = SchemaStore(cache_dir=tmp_path, fetch=True, timeout=1.0)
+        store = SchemaStore(cache_dir=tmp_path, fetch=True, trusted=loopback, timeout=1.0)
         started = time.monotonic()
         checker, source = store.checker_for(trickle.url)
         elapsed = time.monotonic() - started
@@ -276,7 +281,7 @@ def test_a_trickling_server_cannot_stretch_the_download_past_its_deadline(tmp_pa
 
 
 def test_corrupt_cache_is_ignored(tmp_path: Path) -> None:
-    url = "https://example.invalid/s.json"
+    url = "https://notiflows.com/schemas/s.json"
     cache = tmp_path / "schemas"
     cache.mkdir()
     (cache / f"{hashlib.sha256(url.encode()).hexdigest()}.json").write_text("{broken")
@@ -328,7 +333,7 @@ def test_compiled_once_for_a_thousand_documents(tmp_path: Path) -> None:
 
 def test_thread_safe_single_fetch_and_compile(tmp_path: Path, server: _Server) -> None:
     url = f"{server.base}/schema.json"
-    store = SchemaStore(cache_dir=tmp_path, fetch=True)
+    store = SchemaStore(cache_dir=tmp_path, fetch=True, trusted=loopback)
     barrier = threading.Barrier(8)
     seen: list[object] = []
 

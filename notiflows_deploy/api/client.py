@@ -32,14 +32,24 @@ Retries and writes
 404s: ``details.resource`` tells them apart. "notiflow" (or absent) on GET notiflow -> None;
 "project" -> NotFoundError "project '<slug>' not found" with a hint about the slug; anything else
 (e.g. "route": a wrong --api-url) -> NotFoundError with a hint about the base URL, never None.
-Pagination: ``list_notiflows`` stops on an empty page, a page shorter than the server's own
-``page_info.limit`` (the server may cap the requested limit) or when page*limit >= total;
-``list_versions`` follows ``page.after`` while ``has_more_after``. A server repeating a page or a
-cursor is a BadResponseError, not an endless loop.
+Pagination: ``list_notiflows`` walks pages until it holds ``page_info.total`` notiflows (or meets an
+empty page) when the server gives a total; without one it stops on an empty page or a page shorter
+than the server's own ``page_info.limit`` (the server may cap the requested limit, so a short page
+alone proves nothing when the total says more are coming). ``list_versions`` follows
+``page.after`` while ``has_more_after``. A server repeating a page or a cursor is a
+BadResponseError, not an endless loop.
+
+Answers are parsed defensively (api/models.py): a field with a type the API does not document
+(``"version_number": "abc"``, ``"steps": {...}``, a listing item without a handle) is a
+BadResponseError (code ``bad_response``) for that call only, never a ValueError that stops the run.
 
 The token is held only by the transport's auth object; it is in no repr, message or log line.
 Error envelopes are scrubbed (`scrub`: the exact token, ``nf_at_…``, ``Bearer …``) in code, message,
 request_id and every string of details, because a server or proxy may echo the token it refused.
+Excerpts of bodies that are no envelope also lose the run's secret values (``secrets``: a live
+collection, e.g. the runner's set of substituted values, and their encoded forms, `redact.variants`)
+before they are cut to length, and are never cut inside a word that begins a secret: the cut must
+not leave a prefix of a secret that the run's Redactor no longer recognises.
 Logs (logger ``notiflows_deploy.api``) carry method, path, status, attempt and request_id only.
 """
 
@@ -53,7 +63,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -76,7 +86,13 @@ from notiflows_deploy.api.errors import (
     TransportError,
     ValidationFailedError,
 )
-from notiflows_deploy.api.models import NotiflowSummary, RemoteNotiflow, RemoteVersion, UpsertResult
+from notiflows_deploy.api.models import (
+    MalformedAnswer,
+    NotiflowSummary,
+    RemoteNotiflow,
+    RemoteVersion,
+    UpsertResult,
+)
 from notiflows_deploy.api.ratelimit import AdaptiveGate, rate_from_details, run_bounded
 from notiflows_deploy.api.retry import (
     RetryPolicy,
@@ -86,6 +102,7 @@ from notiflows_deploy.api.retry import (
     server_retry_after,
 )
 from notiflows_deploy.api.transport import HttpResponse, Secret, Timeouts, Transport, new_request_id
+from notiflows_deploy.redact import variants
 
 log = logging.getLogger("notiflows_deploy.api")
 
@@ -96,6 +113,7 @@ MAX_PAGES = 10_000
 BACKOFF_BASE_ENV = "NOTIFLOWS_DEPLOY_BACKOFF_BASE"
 DEFAULT_BACKOFF_BASE = 0.5
 _EXCERPT_CHARS = 200
+_EXCERPT_SCAN = 64 * 1024  # bytes of a body looked at (redacted, then cut to _EXCERPT_CHARS)
 _TOKEN_LIKE = re.compile(r"(?i)(bearer\s+)\S+|nf_at_[A-Za-z0-9_\-]+")
 
 HINTS = {
@@ -109,6 +127,7 @@ HINT_PROJECT = "check the project slug (--project, NOTIFLOWS_PROJECT or notiflow
 HINT_BASE_URL = "check --api-url / NOTIFLOWS_BASE_URL: it must point at the Management API (…/management/v1)"
 HINT_SERVER = "the Notiflows API failed; retry later"
 HINT_AUTH_NOT_ENVELOPE = HINTS[401] + " (the answer was not the Notiflows error envelope: a proxy may be refusing it)"
+HINT_MALFORMED = "the server's answer does not have the documented shape; retry later, or report it to Notiflows"
 
 _CODE_CLASSES: dict[str, type[HttpStatusError]] = {
     "unauthenticated": AuthError,
@@ -150,12 +169,44 @@ def scrub_value(value: Any, secret: str | None = None) -> Any:
     return value
 
 
-def sanitize_excerpt(body: bytes, *, secret: str | None = None, limit: int = _EXCERPT_CHARS) -> str:
-    """A short, single-line, printable excerpt of a body, with anything token-like removed."""
-    text = scrub(body[: limit * 4].decode("utf-8", errors="replace"), secret)
+def secret_forms(secrets: Iterable[str]) -> list[str]:
+    """Every spelling of `secrets` an answer may carry (`redact.variants`), longest first."""
+    found: set[str] = set()
+    for value in secrets:
+        found.update(variants(value))
+    return sorted(found, key=len, reverse=True)
+
+
+def _redact(text: str, forms: list[str]) -> str:
+    if not forms:
+        return text
+    return re.sub("|".join(re.escape(f) for f in forms), "***", text)
+
+
+def _without_secret_prefix(text: str, forms: list[str]) -> str:
+    """`text` (about to end at a cut) without its last word when that word ends in the start of a secret."""
+    for form in forms:
+        for size in range(min(len(form) - 1, len(text)), 0, -1):
+            if text.endswith(form[:size]):
+                start = len(text) - size
+                return text[: text.rfind(" ", 0, start) + 1].rstrip()
+    return text
+
+
+def sanitize_excerpt(
+    body: bytes, *, secret: str | None = None, limit: int = _EXCERPT_CHARS, secrets: Iterable[str] = ()
+) -> str:
+    """A short, single-line, printable excerpt of a body: anything token-like and every form of
+    `secrets` removed first, then cut to `limit` characters, never inside the start of a secret."""
+    forms = secret_forms([*([secret] if secret else []), *secrets])
+    scanned = body[:_EXCERPT_SCAN]
+    text = _redact(scrub(scanned.decode("utf-8", errors="replace"), secret), forms)
     text = "".join(ch if ch.isprintable() else " " for ch in text)
     text = " ".join(text.split())
-    return text[:limit] + ("…" if len(text) > limit else "")
+    cut = len(scanned) < len(body) or len(text) > limit
+    if not cut:
+        return text
+    return _without_secret_prefix(text[:limit], forms) + "…"
 
 
 def _is_json_type(content_type: str) -> bool:
@@ -174,7 +225,7 @@ def _decode_json(resp: HttpResponse) -> tuple[bool, Any]:
 
 def error_from_response(
     resp: HttpResponse, *, method: str, path: str, request_id: str, secret: str | None = None,
-    not_found_hint: str = "",
+    not_found_hint: str = "", secrets: Iterable[str] = (),
 ) -> ApiError:
     """Turn a non-2xx answer into a typed error (the envelope), or a BadResponseError."""
     ok, data = _decode_json(resp)
@@ -182,7 +233,7 @@ def error_from_response(
     rid = scrub(resp.headers.get("x-request-id") or request_id, secret)
     if not isinstance(envelope, dict):
         return bad_response(resp, method=method, path=path, request_id=rid, secret=secret,
-                            why="an error answer that is not the Notiflows error envelope")
+                            why="an error answer that is not the Notiflows error envelope", secrets=secrets)
     # A server (or a proxy) may echo the token it refused: nothing of the envelope is kept unscrubbed.
     code = scrub(str(envelope.get("code") or ""), secret)
     message = scrub(str(envelope.get("message") or f"HTTP {resp.status}"), secret)
@@ -215,10 +266,11 @@ def error_from_response(
 
 
 def bad_response(
-    resp: HttpResponse, *, method: str, path: str, request_id: str, why: str, secret: str | None = None
+    resp: HttpResponse, *, method: str, path: str, request_id: str, why: str, secret: str | None = None,
+    secrets: Iterable[str] = (),
 ) -> BadResponseError:
     ctype = scrub(resp.content_type, secret) or "no content type"
-    excerpt = sanitize_excerpt(resp.body, secret=secret) if resp.body.strip() else "(empty body)"
+    excerpt = sanitize_excerpt(resp.body, secret=secret, secrets=secrets) if resp.body.strip() else "(empty body)"
     return BadResponseError(
         f"{why}: HTTP {resp.status}, {ctype}, body: {excerpt}",
         code="bad_response", status=resp.status,
@@ -312,7 +364,10 @@ class ManagementClient:
             sleeping; requests already in flight finish normally. Any HTTP answer closes it; after
             `circuit_cooldown` seconds one attempt is let through to see whether the server is back.
         sleep, clock, rng: injectable for tests (waits, the gate's and the breaker's clock, jitter).
-        session: a caller's requests.Session, used as is.
+        session: a caller's requests.Session, used as is (without the total per-request deadline,
+            which needs the connection classes of `transport.build_session`).
+        secrets: the run's secret values, a live collection read at every error (it may grow during
+            the run, e.g. the runner's SecretSink): removed from body excerpts before they are cut.
     """
 
     def __init__(
@@ -332,6 +387,7 @@ class ManagementClient:
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: UniformSource | None = None,
+        secrets: Collection[str] | None = None,
     ) -> None:
         scheme = urlsplit(base_url).scheme
         if scheme not in ("http", "https") or not urlsplit(base_url).netloc:
@@ -349,6 +405,7 @@ class ManagementClient:
             backoff_base = backoff_base_from_env()
         self.policy = RetryPolicy(max_attempts=max_attempts, backoff_base=backoff_base, backoff_cap=backoff_cap)
         self._token = Secret(token)  # shows as *** in any repr / vars() dump
+        self._secrets = secrets
         self._sleep = sleep
         self._rng: UniformSource = rng if rng is not None else random.Random()
         self._rng_lock = threading.Lock()
@@ -377,6 +434,17 @@ class ManagementClient:
     @property
     def timeouts(self) -> Timeouts:
         return self._transport.timeouts
+
+    def _secret_values(self) -> tuple[str, ...]:
+        """A snapshot of the run's secrets (the set may grow in another thread while it is read)."""
+        if not self._secrets:
+            return ()
+        for _ in range(5):
+            try:
+                return tuple(self._secrets)
+            except RuntimeError:  # "changed size during iteration": read it again
+                continue
+        return tuple(list(self._secrets))
 
     def _notiflow_path(self, handle: str, suffix: str = "") -> str:
         return f"{self._project_prefix}/notiflows/{quote(handle, safe='')}{suffix}"
@@ -412,7 +480,8 @@ class ManagementClient:
                     if not 200 <= resp.status < 300:
                         error = error_from_response(
                             resp, method=method, path=shown, request_id=request_id,
-                            secret=self._token.reveal(), not_found_hint=not_found_hint)
+                            secret=self._token.reveal(), not_found_hint=not_found_hint,
+                            secrets=self._secret_values())
             except ApiError as exc:
                 error = exc
             finally:
@@ -459,28 +528,36 @@ class ManagementClient:
                     return shortcut
 
     def _parse_success(self, resp: HttpResponse, *, method: str, path: str, request_id: str) -> _Reply:
+        def bad(why: str) -> BadResponseError:
+            return bad_response(resp, method=method, path=path, request_id=request_id, why=why,
+                                secret=self._token.reveal(), secrets=self._secret_values())
+
         if resp.status == 204 or not resp.body.strip():
-            raise bad_response(resp, method=method, path=path, request_id=request_id, secret=self._token.reveal(),
-                               why="an empty answer where JSON was expected")
+            raise bad("an empty answer where JSON was expected")
         ok, data = _decode_json(resp)
         if not ok:
-            raise bad_response(resp, method=method, path=path, request_id=request_id, secret=self._token.reveal(),
-                               why="an answer that is not JSON")
+            raise bad("an answer that is not JSON")
         if not isinstance(data, dict):
-            raise bad_response(resp, method=method, path=path, request_id=request_id, secret=self._token.reveal(),
-                               why="a JSON answer that is not an object")
+            raise bad("a JSON answer that is not an object")
         return _Reply(resp.status, data, resp.headers.get("x-request-id") or request_id)
 
-    def _shape_error(self, method: str, path: str, reply: _Reply, what: str) -> BadResponseError:
+    def _shape_error(self, method: str, path: str, reply: _Reply, what: str, hint: str = HINT_BASE_URL
+                     ) -> BadResponseError:
         return BadResponseError(
             f"unexpected answer shape: {what}", code="bad_response", status=reply.status,
-            request_id=reply.request_id, method=method, url=self._base_path + path, hint=HINT_BASE_URL,
+            request_id=reply.request_id, method=method, url=self._base_path + path, hint=hint,
         )
+
+    def _malformed(self, method: str, path: str, reply: _Reply, exc: MalformedAnswer) -> BadResponseError:
+        return self._shape_error(method, path, reply, scrub(str(exc), self._token.reveal()), HINT_MALFORMED)
 
     def _notiflow_from(self, method: str, path: str, reply: _Reply) -> RemoteNotiflow:
         if not isinstance(reply.data.get("handle"), str):
             raise self._shape_error(method, path, reply, "no notiflow 'handle'")
-        return RemoteNotiflow.from_json(reply.data)
+        try:
+            return RemoteNotiflow.from_json(reply.data)
+        except MalformedAnswer as exc:
+            raise self._malformed(method, path, reply, exc) from None
 
     # -- API calls -----------------------------------------------------------------------------
 
@@ -508,21 +585,39 @@ class ManagementClient:
                 # A server ignoring `page` would otherwise loop until MAX_PAGES.
                 raise self._shape_error("GET", path, reply, f"page {page} repeats page {page - 1}")
             previous = handles
-            for item in items:
-                if isinstance(item, dict) and str(item.get("handle")) not in seen:
-                    seen.add(str(item.get("handle")))
-                    out.append(NotiflowSummary.from_json(item))
-            info = reply.data.get("page_info")
-            info = info if isinstance(info, dict) else {}
-            # A server may cap `limit`; its own page size decides what a short page is.
-            size = info.get("limit")
-            size = size if isinstance(size, int) and not isinstance(size, bool) and 0 < size <= limit else limit
-            total = info.get("total")
-            if not items or len(items) < size:
-                break
-            if isinstance(total, int) and not isinstance(total, bool) and page * size >= total:
+            for i, item in enumerate(items):
+                summary = self._summary_from(path, reply, i, item)
+                if summary.handle not in seen:
+                    seen.add(summary.handle)
+                    out.append(summary)
+            if self._last_page(reply.data.get("page_info"), items, len(out), limit):
                 break
         return out
+
+    def _summary_from(self, path: str, reply: _Reply, index: int, item: Any) -> NotiflowSummary:
+        if not isinstance(item, dict):
+            raise self._shape_error("GET", path, reply, f"items[{index}] is not an object", HINT_MALFORMED)
+        try:
+            return NotiflowSummary.from_json(item, f"items[{index}]")
+        except MalformedAnswer as exc:
+            raise self._malformed("GET", path, reply, exc) from None
+
+    @staticmethod
+    def _last_page(info: Any, items: list[Any], have: int, limit: int) -> bool:
+        """Whether the listing is complete after a page with `items` (`have` notiflows so far).
+
+        With a total, only reaching it (or an empty page) ends the walk: a server may cap `limit`
+        and send shorter pages than asked for. Without one, a page shorter than the page size does.
+        """
+        if not items:
+            return True
+        info = info if isinstance(info, dict) else {}
+        total = info.get("total")
+        if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+            return have >= total
+        size = info.get("limit")  # the server's own page size, when it says
+        size = size if isinstance(size, int) and not isinstance(size, bool) and 0 < size <= limit else limit
+        return len(items) < size
 
     def get_notiflow(self, handle: str) -> RemoteNotiflow | None:
         """None when the notiflow does not exist; NotFoundError when the project does not."""
@@ -648,8 +743,11 @@ class ManagementClient:
             items = reply.data.get("items")
             if not isinstance(items, list):
                 raise self._shape_error("GET", path, reply, "no 'items' list")
-            for item in items:
-                version = RemoteVersion.from_json(item)
+            for i, item in enumerate(items):
+                try:
+                    version = RemoteVersion.from_json(item, f"items[{i}]")
+                except MalformedAnswer as exc:
+                    raise self._malformed("GET", path, reply, exc) from None
                 if version is not None:
                     out.append(version)
             page = reply.data.get("page")

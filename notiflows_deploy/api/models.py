@@ -1,9 +1,87 @@
-"""Typed views of Management API answers. `raw` keeps the whole JSON for anything not modelled."""
+"""Typed views of Management API answers. `raw` keeps the whole JSON for anything not modelled.
+
+Parsing is defensive: a field that is present with a type the API does not document (a
+`version_number` of "abc", `steps` that are an object, a `current_version` that is a string) is a
+`MalformedAnswer` naming the field, never a ValueError deep inside or a silent default (steps read
+as "no steps" would plan the removal of every step). The client turns it into a BadResponseError
+for that one call. Absent and null fields take their documented defaults; a version without a
+`version_number` has None (unknown), not 0.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+
+class MalformedAnswer(ValueError):
+    """A field of a server answer with the wrong type: `field` is its path, e.g. current_version.steps."""
+
+    def __init__(self, where: str, expected: str, value: Any) -> None:
+        super().__init__(f"{where} is {_kind(value)}, not {expected}")
+        self.field = where
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+def _where(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _opt_str(data: Mapping[str, Any], key: str, prefix: str = "") -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise MalformedAnswer(_where(prefix, key), "a string", value)
+
+
+def _opt_bool(data: Mapping[str, Any], key: str, prefix: str = "") -> bool | None:
+    value = data.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise MalformedAnswer(_where(prefix, key), "true or false", value)
+
+
+def _opt_int(data: Mapping[str, Any], key: str, prefix: str = "") -> int | None:
+    value = data.get(key)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise MalformedAnswer(_where(prefix, key), "an integer", value)
+
+
+def _opt_id(data: Mapping[str, Any], key: str, prefix: str = "") -> str | None:
+    """An id: a string, or a number (the docs do not say which; a number is kept as its text)."""
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise MalformedAnswer(_where(prefix, key), "an id", value)
+
+
+def _steps(data: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
+    value = data.get("steps")
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MalformedAnswer(_where(prefix, "steps"), "a list of steps", value)
+    for i, step in enumerate(value):
+        if not isinstance(step, dict):
+            raise MalformedAnswer(f"{_where(prefix, 'steps')}[{i}]", "an object", step)
+    return value
 
 
 @dataclass(frozen=True)
@@ -23,7 +101,7 @@ class Actor:
 class RemoteVersion:
     sha: str
     status: str  # "draft" | "published" | "archived"
-    version_number: int
+    version_number: int | None  # None: the server did not say (shown as unknown, never as 0)
     valid: bool
     steps: list[dict[str, Any]]
     inserted_at: str | None = None
@@ -32,18 +110,21 @@ class RemoteVersion:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @staticmethod
-    def from_json(data: Any) -> RemoteVersion | None:
-        if not isinstance(data, dict):
+    def from_json(data: Any, where: str = "version") -> RemoteVersion | None:
+        """None for null (no such version); MalformedAnswer for anything else that is not an object."""
+        if data is None:
             return None
-        steps = data.get("steps")
+        if not isinstance(data, dict):
+            raise MalformedAnswer(where, "an object", data)
+        valid = _opt_bool(data, "valid", where)
         return RemoteVersion(
-            sha=str(data.get("sha") or ""),
-            status=str(data.get("status") or ""),
-            version_number=int(data.get("version_number") or 0),
-            valid=bool(data.get("valid", True)),
-            steps=[s for s in steps if isinstance(s, dict)] if isinstance(steps, list) else [],
-            inserted_at=data.get("inserted_at"),
-            published_at=data.get("published_at"),
+            sha=_opt_str(data, "sha", where) or "",
+            status=_opt_str(data, "status", where) or "",
+            version_number=_opt_int(data, "version_number", where),
+            valid=True if valid is None else valid,
+            steps=_steps(data, where),
+            inserted_at=_opt_str(data, "inserted_at", where),
+            published_at=_opt_str(data, "published_at", where),
             created_by=Actor.from_json(data.get("created_by")),
             raw=data,
         )
@@ -65,15 +146,16 @@ class RemoteNotiflow:
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> RemoteNotiflow:
+        """MalformedAnswer when a field has a type the API does not document."""
         return RemoteNotiflow(
-            handle=str(data.get("handle", "")),
-            name=data.get("name"),
-            active=data.get("active"),
-            include_in_preferences=data.get("include_in_preferences"),
-            has_unpublished_changes=bool(data.get("has_unpublished_changes", False)),
-            current_version=RemoteVersion.from_json(data.get("current_version")),
-            published_version=RemoteVersion.from_json(data.get("published_version")),
-            updated_at=data.get("updated_at"),
+            handle=_opt_str(data, "handle") or "",
+            name=_opt_str(data, "name"),
+            active=_opt_bool(data, "active"),
+            include_in_preferences=_opt_bool(data, "include_in_preferences"),
+            has_unpublished_changes=bool(_opt_bool(data, "has_unpublished_changes")),
+            current_version=RemoteVersion.from_json(data.get("current_version"), "current_version"),
+            published_version=RemoteVersion.from_json(data.get("published_version"), "published_version"),
+            updated_at=_opt_str(data, "updated_at"),
             raw=data,
         )
 
@@ -91,14 +173,19 @@ class NotiflowSummary:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @staticmethod
-    def from_json(data: dict[str, Any]) -> NotiflowSummary:
+    def from_json(data: dict[str, Any], where: str = "") -> NotiflowSummary:
+        """MalformedAnswer when a field has a type the API does not document (a missing handle too);
+        `where` names the item in messages, e.g. items[3]."""
+        handle = _opt_str(data, "handle", where)
+        if not handle:
+            raise MalformedAnswer(_where(where, "handle"), "a notiflow handle", handle)
         return NotiflowSummary(
-            handle=str(data.get("handle", "")),
-            name=data.get("name"),
-            active=data.get("active"),
-            has_unpublished_changes=bool(data.get("has_unpublished_changes", False)),
-            current_version_id=data.get("current_version_id"),
-            published_version_id=data.get("published_version_id"),
+            handle=handle,
+            name=_opt_str(data, "name", where),
+            active=_opt_bool(data, "active", where),
+            has_unpublished_changes=bool(_opt_bool(data, "has_unpublished_changes", where)),
+            current_version_id=_opt_id(data, "current_version_id", where),
+            published_version_id=_opt_id(data, "published_version_id", where),
             raw=data,
         )
 

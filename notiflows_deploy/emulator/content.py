@@ -13,8 +13,9 @@ import math
 import re
 from typing import Any
 
-HANDLE_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-STEP_HANDLE_RE = re.compile(r"^[a-z0-9_]+$")
+# Used with fullmatch: `$` would also accept a final newline (PUT .../nl%0A would create "nl\n").
+HANDLE_RE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+STEP_HANDLE_RE = re.compile(r"[a-z0-9_]+")
 STEP_TYPES = frozenset({"trigger", "end", "channel", "condition", "wait", "digest", "throttle"})
 CHANNEL_TYPES = frozenset({"email", "sms", "in_app", "mobile_push", "web_push", "chat", "webhook"})
 # Every channel template needs a body except webhook (where it is optional).
@@ -97,7 +98,7 @@ def _blank(value: Any) -> bool:
 
 
 def validate_handle(handle: str) -> list[FieldError]:
-    if HANDLE_RE.match(handle):
+    if HANDLE_RE.fullmatch(handle):
         return []
     return [
         field_error(
@@ -129,8 +130,53 @@ def validate_top_level(body: dict[str, Any]) -> list[FieldError]:
     return errors
 
 
+def _optional_strings(at: str, step: dict[str, Any], keys: tuple[str, ...]) -> list[FieldError]:
+    """Fields that, when given, must be strings (a list there would be unhashable further on)."""
+    return [
+        field_error(f"{at}.{key}", "must be a string", "invalid_type")
+        for key in keys
+        if step.get(key) is not None and not isinstance(step.get(key), str)
+    ]
+
+
+def _scope(step: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The (parent, branch) scope of a step, with anything that is not a string read as absent."""
+    parent, branch = step.get("parent_step_handle"), step.get("branch_handle")
+    return (parent if isinstance(parent, str) else None, branch if isinstance(branch, str) else None)
+
+
+def _branch_handles(parent: dict[str, Any]) -> set[str] | None:
+    """The branch handles of a condition step (None when its settings hold no branch list)."""
+    settings = parent.get("settings")
+    branches = settings.get("branches") if isinstance(settings, dict) else None
+    if not isinstance(branches, list):
+        return None
+    return {b["handle"] for b in branches if isinstance(b, dict) and isinstance(b.get("handle"), str)}
+
+
+def _validate_branches(at: str, step: dict[str, Any]) -> list[FieldError]:
+    """A condition's branches: a list of objects, each with a string handle."""
+    settings = step.get("settings")
+    branches = settings.get("branches") if isinstance(settings, dict) else None
+    if branches is None:
+        return []
+    if not isinstance(branches, list):
+        return [field_error(f"{at}.settings.branches", "must be a list of branches", "invalid_type")]
+    errors: list[FieldError] = []
+    for j, branch in enumerate(branches):
+        where = f"{at}.settings.branches[{j}]"
+        if not isinstance(branch, dict):
+            errors.append(field_error(where, "must be an object", "invalid_type"))
+        elif not isinstance(branch.get("handle"), str) or not branch["handle"].strip():
+            errors.append(field_error(f"{where}.handle", "must be a non-blank string", "invalid_type"))
+    return errors
+
+
 def validate_steps(steps: Any) -> list[FieldError]:
-    """Structural rules checked on every upsert (an invalid upsert is rejected as a whole)."""
+    """Structural rules checked on every upsert (an invalid upsert is rejected as a whole).
+
+    Defensive: any JSON value in any field is a 422 with details.fields, never an exception.
+    """
     if not isinstance(steps, list):
         return [field_error("steps", "must be a list of steps", "invalid_type")]
     errors: list[FieldError] = []
@@ -141,17 +187,18 @@ def validate_steps(steps: Any) -> list[FieldError]:
         if not isinstance(step, dict):
             errors.append(field_error(at, "must be an object", "invalid_type"))
             continue
+        errors.extend(_optional_strings(at, step, ("parent_step_handle", "branch_handle", "channel_handle", "name")))
         handle = step.get("handle")
         if not isinstance(handle, str) or not handle.strip():
             errors.append(field_error(f"{at}.handle", "can't be blank", "required"))
-        elif not STEP_HANDLE_RE.match(handle):
+        elif not STEP_HANDLE_RE.fullmatch(handle):
             errors.append(field_error(f"{at}.handle", "must be lowercase letters, digits and _", "invalid_format"))
         elif handle in by_handle:
             errors.append(field_error(f"{at}.handle", f"step handle {handle!r} is used twice", "duplicate"))
         else:
             by_handle[handle] = step
         stype = step.get("type")
-        if stype not in STEP_TYPES:
+        if not isinstance(stype, str) or stype not in STEP_TYPES:
             errors.append(
                 field_error(f"{at}.type", f"unknown step type {stype!r}", "required" if stype is None else "inclusion")
             )
@@ -159,8 +206,7 @@ def validate_steps(steps: Any) -> list[FieldError]:
         if not isinstance(position, int) or isinstance(position, bool) or position < 0:
             errors.append(field_error(f"{at}.position", "must be an integer >= 0", "invalid_type"))
         else:
-            scope = (step.get("parent_step_handle"), step.get("branch_handle"))
-            taken = seen_positions.setdefault(scope, set())
+            taken = seen_positions.setdefault(_scope(step), set())
             if position in taken:
                 errors.append(field_error(f"{at}.position", f"position {position} is used twice", "duplicate"))
             taken.add(position)
@@ -168,26 +214,9 @@ def validate_steps(steps: Any) -> list[FieldError]:
             errors.append(field_error(f"{at}.settings", "must be an object", "invalid_type"))
         if stype == "channel":
             errors.extend(_validate_channel_step(at, step))
-    # Branch children: their parent must be a condition step (and name one of its branches).
-    for i, step in enumerate(steps):
-        if not isinstance(step, dict) or step.get("parent_step_handle") is None:
-            continue
-        at = f"steps[{i}]"
-        parent = by_handle.get(step["parent_step_handle"]) if isinstance(step["parent_step_handle"], str) else None
-        if parent is None or parent.get("type") != "condition":
-            errors.append(
-                field_error(f"{at}.parent_step_handle", "must be the handle of a condition step", "invalid")
-            )
-            continue
-        branch = step.get("branch_handle")
-        if _blank(branch):
-            errors.append(field_error(f"{at}.branch_handle", "can't be blank", "required"))
-            continue
-        branches = (parent.get("settings") or {}).get("branches") if isinstance(parent.get("settings"), dict) else None
-        if isinstance(branches, list):
-            names = {b.get("handle") for b in branches if isinstance(b, dict)}
-            if branch not in names:
-                errors.append(field_error(f"{at}.branch_handle", f"no branch {branch!r} in the parent", "invalid"))
+        elif stype == "condition":
+            errors.extend(_validate_branches(at, step))
+    errors.extend(_validate_branch_children(steps, by_handle))
     root = [(i, s) for i, s in enumerate(steps) if isinstance(s, dict) and s.get("parent_step_handle") is None]
     if not any(s.get("type") == "trigger" and s.get("position") == 0 for _, s in root):
         errors.append(field_error("steps", "the root sequence must start with a trigger step at position 0",
@@ -203,10 +232,41 @@ def validate_steps(steps: Any) -> list[FieldError]:
     return errors
 
 
+def _validate_branch_children(steps: list[Any], by_handle: dict[str, dict[str, Any]]) -> list[FieldError]:
+    """Steps in a branch: parent_step_handle names a condition step and branch_handle one of its
+    branches; one of the two without the other puts the step in no scope at all."""
+    errors: list[FieldError] = []
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict):
+            continue
+        at = f"steps[{i}]"
+        parent_handle, branch = _scope(step)
+        if parent_handle is None:
+            if branch is not None and step.get("parent_step_handle") is None:
+                errors.append(field_error(f"{at}.branch_handle",
+                                          "is set but parent_step_handle is not: the step belongs to no condition",
+                                          "invalid"))
+            continue
+        parent = by_handle.get(parent_handle)
+        if parent is None or parent.get("type") != "condition":
+            errors.append(
+                field_error(f"{at}.parent_step_handle", "must be the handle of a condition step", "invalid")
+            )
+            continue
+        if branch is None or not branch.strip():
+            if step.get("branch_handle") is None or isinstance(step.get("branch_handle"), str):
+                errors.append(field_error(f"{at}.branch_handle", "can't be blank", "required"))
+            continue
+        names = _branch_handles(parent)
+        if names is not None and branch not in names:
+            errors.append(field_error(f"{at}.branch_handle", f"no branch {branch!r} in the parent", "invalid"))
+    return errors
+
+
 def _validate_channel_step(at: str, step: dict[str, Any]) -> list[FieldError]:
     errors: list[FieldError] = []
     ctype = step.get("channel_type")
-    if ctype not in CHANNEL_TYPES:
+    if not isinstance(ctype, str) or ctype not in CHANNEL_TYPES:
         reason = "required" if ctype is None else "inclusion"
         errors.append(field_error(f"{at}.channel_type", f"unknown channel type {ctype!r}", reason))
     template = step.get("template")
@@ -224,7 +284,7 @@ def _validate_channel_step(at: str, step: dict[str, Any]) -> list[FieldError]:
         if isinstance(key, str) and key.endswith("@"):
             errors.append(field_error(f"{at}.template.data.{key}", "file pointers must be resolved before a push",
                                       "unresolved_pointer"))
-    if ctype not in BODY_OPTIONAL and _blank(data.get("body")):
+    if (ctype if isinstance(ctype, str) else None) not in BODY_OPTIONAL and _blank(data.get("body")):
         errors.append(field_error(f"{at}.template.data.body", "can't be blank", "required"))
     return errors
 

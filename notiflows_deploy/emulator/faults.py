@@ -99,11 +99,15 @@ class Faults:
 
 
 def parse_rate_limit(text: str) -> tuple[int, float]:
-    """"100/1" -> (100, 1.0); "100" -> (100, 1.0)."""
+    """"100/1" -> (100, 1.0); "100" -> (100, 1.0). A ValueError that says what is wanted otherwise."""
     count, _, window = text.partition("/")
-    n, w = int(count), float(window) if window else 1.0
-    if n < 1 or w <= 0:
-        raise ValueError(f"bad rate limit {text!r}: want N/WINDOW_SECONDS with N >= 1")
+    problem = f"bad rate limit {text!r}: want N/WINDOW_SECONDS with N a whole number >= 1, e.g. 100/1"
+    try:
+        n, w = int(count.strip()), float(window) if window else 1.0
+    except ValueError:
+        raise ValueError(problem) from None
+    if n < 1 or not math.isfinite(w) or w <= 0:
+        raise ValueError(problem)
     return n, w
 
 

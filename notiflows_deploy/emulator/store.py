@@ -1,8 +1,14 @@
 """The emulator's state (projects, notiflows, versions) and the operations of CONTRACT section 5.
 
 Every public method takes the store lock; HTTP concerns (auth, faults, routing) live in server.py.
-Operations raise `ApiProblem` for documented errors. With a data file, every write is persisted
-atomically (temp file in the same directory, fsync, os.replace) before the caller answers.
+Operations raise `ApiProblem` for documented errors.
+
+Writes are copy-on-write and one at a time (`_write_lock`): a write builds the new state next to
+the current one (only the notiflow it changes is copied), then, with a data file, persists it
+atomically (temp file in the same directory, fsync, os.replace) and only then makes it the state.
+When persisting fails (a full disk, --data in a read-only place) the answer is a 500 and nothing
+changed, so a retry does the write again instead of finding it done in memory and never saved.
+Readers see the old state until the new one is durable, and are never blocked by an fsync.
 """
 
 from __future__ import annotations
@@ -94,24 +100,25 @@ class Store:
         fresh_drafts: bool = False,
     ) -> None:
         self.fresh_drafts = fresh_drafts
-        self.lock = threading.Lock()
-        self._persist_lock = threading.Lock()
-        self._generation = 0
-        self._written_generation = 0
+        self.lock = threading.Lock()  # the state: held briefly, by readers and writers
+        self._write_lock = threading.Lock()  # one write at a time, held while persisting
         self._configured = dict(projects)
         self.data_file = Path(data_file) if data_file is not None else None
         self._projects: dict[str, dict[str, Any]] = {}
         self._get_cache: dict[tuple[str, str], bytes] = {}
         if self.data_file is not None and self.data_file.exists():
             self._load(self.data_file)
-        self._ensure_configured()
+        self._projects = self._with_configured(self._projects)
 
     # ---- state management -------------------------------------------------------------------
 
-    def _ensure_configured(self) -> None:
+    def _with_configured(self, projects: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """`projects` plus an empty project for every configured slug it lacks (a new mapping)."""
+        out = dict(projects)
         for slug, name in self._configured.items():
-            if slug not in self._projects:
-                self._projects[slug] = {"id": str(uuid.uuid4()), "name": name, "slug": slug, "notiflows": {}}
+            if slug not in out:
+                out[slug] = {"id": str(uuid.uuid4()), "name": name, "slug": slug, "notiflows": {}}
+        return out
 
     def _load(self, path: Path) -> None:
         try:
@@ -130,46 +137,54 @@ class Store:
 
     def reset(self) -> None:
         """Forget every notiflow (projects stay, with new ids); persisted like any write."""
-        with self.lock:
-            self._projects = {}
-            self._get_cache.clear()
-            self._ensure_configured()
-            snap = self._bump()
-        self._persist(snap)
+        with self._write_lock:
+            self._commit(self._with_configured({}), clear_cache=True)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             return {"format": STATE_FORMAT, "projects": copy.deepcopy(self._projects)}
 
-    def _bump(self) -> tuple[int, bytes] | None:
-        """Called under the lock after a mutation: returns what to persist (outside the lock)."""
-        self._generation += 1
-        if self.data_file is None:
-            return None
-        return self._generation, dumps({"format": STATE_FORMAT, "projects": self._projects})
+    def _commit(self, projects: dict[str, dict[str, Any]], changed: tuple[str, str] | None = None, *,
+                clear_cache: bool = False) -> None:
+        """Make `projects` the state, once it is on disk (with a data file). `_write_lock` held.
 
-    def _persist(self, snap: tuple[int, bytes] | None) -> None:
-        # Serialised under the state lock, written under a separate lock so fsync does not block
-        # readers; a stale snapshot never overwrites a newer one.
-        if snap is None or self.data_file is None:
-            return
-        generation, data = snap
-        with self._persist_lock:
-            if generation <= self._written_generation:
-                return
-            directory = self.data_file.parent
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.data_file.name}.", suffix=".tmp", dir=directory)
+        `projects` shares every part it did not change with the current state; nothing mutates
+        either (writers copy what they change), so it is serialised without the state lock.
+        """
+        if self.data_file is not None:
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.data_file)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            self._written_generation = generation
+                self._save(dumps({"format": STATE_FORMAT, "projects": projects}))
+            except OSError as exc:  # nothing changed: the state is still the one on disk
+                raise ApiProblem(500, "internal_error",
+                                 f"The emulator could not save its state to {self.data_file}: "
+                                 f"{exc.strerror or exc}; nothing was changed",
+                                 {"reason": "state_not_saved"}) from None
+        with self.lock:
+            self._projects = projects
+            if clear_cache:
+                self._get_cache.clear()
+            elif changed is not None:
+                self._get_cache.pop(changed, None)
+
+    def _save(self, data: bytes) -> None:
+        assert self.data_file is not None
+        directory = self.data_file.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.data_file.name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.data_file)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _with_flow(self, slug: str, handle: str, flow: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The state with `flow` as notiflow `handle` of project `slug` (new mappings on the way down)."""
+        project = self._projects[slug]
+        return {**self._projects, slug: {**project, "notiflows": {**project["notiflows"], handle: flow}}}
 
     # ---- helpers (lock held) -------------------------------------------------------------------
 
@@ -277,10 +292,10 @@ class Store:
         flow["updated_at"] = stamp
         return version
 
-    def _create_flow(self, project: dict[str, Any], handle: str) -> dict[str, Any]:
-        flow = self._blank_flow(handle)
-        project["notiflows"][handle] = flow
-        return flow
+    @staticmethod
+    def _copy_flow(flow: dict[str, Any]) -> dict[str, Any]:
+        """A copy that a write may change: the flow and its versions (their content is never changed)."""
+        return {**flow, "versions": [dict(v) for v in flow["versions"]]}
 
     @staticmethod
     def _blank_flow(handle: str) -> dict[str, Any]:
@@ -370,46 +385,42 @@ class Store:
             raise validation_failed(errors)
         body = C.drop_nulls(body)
         expected = body.pop("expected_sha", None)
-        with self.lock:
-            project = self._project(slug)
-            flow = project["notiflows"].get(handle)
-            current = self._version(flow, flow["current"]) if flow is not None else None
-            if expected is not None and (current is None or current["sha"] != expected):
-                raise ApiProblem(
-                    409,
-                    "conflict",
-                    "The notiflow changed since expected_sha" if current else "The notiflow does not exist",
-                    {"resource": "notiflow", "id": handle, "reason": "sha_mismatch"},
-                )
-            base = current["content"] if current else {
-                "name": handle, "active": True, "include_in_preferences": True, "steps": SEED_STEPS,
-            }
-            new = {k: copy.deepcopy(body[k]) if k in body else copy.deepcopy(base[k]) for k in C.CONTENT_KEYS}
-            fields = C.validate_steps(new["steps"])
-            if fields:
-                raise validation_failed(fields)
-            if current is not None and C.content_sha(new) == current["sha"]:
-                return 200, copy.deepcopy(self._full(flow))
-            created = flow is None
-            if flow is None:
-                flow = self._create_flow(project, handle)
-            self._new_version(flow, new, actor)
-            self._get_cache.pop((slug, handle), None)
-            result = copy.deepcopy(self._full(flow))
-            snap = self._bump()
-        self._persist(snap)
-        return (201 if created else 200), result
+        with self._write_lock:
+            with self.lock:
+                flow = self._project(slug)["notiflows"].get(handle)
+                current = self._version(flow, flow["current"]) if flow is not None else None
+                if expected is not None and (current is None or current["sha"] != expected):
+                    raise ApiProblem(
+                        409,
+                        "conflict",
+                        "The notiflow changed since expected_sha" if current else "The notiflow does not exist",
+                        {"resource": "notiflow", "id": handle, "reason": "sha_mismatch"},
+                    )
+                base = current["content"] if current else {
+                    "name": handle, "active": True, "include_in_preferences": True, "steps": SEED_STEPS,
+                }
+                new = {k: copy.deepcopy(body[k]) if k in body else copy.deepcopy(base[k]) for k in C.CONTENT_KEYS}
+                fields = C.validate_steps(new["steps"])
+                if fields:
+                    raise validation_failed(fields)
+                if flow is not None and current is not None and C.content_sha(new) == current["sha"]:
+                    return 200, copy.deepcopy(self._full(flow))
+                work = self._blank_flow(handle) if flow is None else self._copy_flow(flow)
+                self._new_version(work, new, actor)
+                result = copy.deepcopy(self._full(work))
+                projects = self._with_flow(slug, handle, work)
+            self._commit(projects, (slug, handle))
+        return (201 if flow is None else 200), result
 
     def publish(self, slug: str, handle: str, actor: dict[str, str]) -> dict[str, Any]:
-        with self.lock:
-            flow = self._notiflow(slug, handle)
-            changed = self._publish(flow, actor)
-            result = copy.deepcopy(self._full(flow))
-            snap = None
+        with self._write_lock:
+            with self.lock:
+                work = self._copy_flow(self._notiflow(slug, handle))
+                changed = self._publish(work, actor)
+                result = copy.deepcopy(self._full(work))
+                projects = self._with_flow(slug, handle, work)
             if changed:
-                self._get_cache.pop((slug, handle), None)
-                snap = self._bump()
-        self._persist(snap)
+                self._commit(projects, (slug, handle))
         return result
 
     def list_versions(
@@ -467,28 +478,25 @@ class Store:
         `step_updates` {step_handle: {field: value}}, `template_updates` {step_handle: {data_key: value}}.
         Without a patch the notiflow's name gets " (edited in dashboard)" appended.
         """
-        with self.lock:
-            flow = self._notiflow(slug, handle)
-            # All or nothing: the edit is made on a copy, kept only if publishing (when asked) works.
-            work = copy.deepcopy(flow)
-            current = self._version(work, work["current"])
-            assert current is not None
-            new = copy.deepcopy(current["content"])
-            _apply_patch(new, dict(patch) if patch else {"name": f"{new['name']} (edited in dashboard)"})
-            new = C.drop_nulls(new)
-            check_content(new)
-            changed = C.content_sha(new) != current["sha"]
+        with self._write_lock:
+            with self.lock:
+                # All or nothing: the edit is made on a copy, kept only if publishing (when asked) works.
+                work = copy.deepcopy(self._notiflow(slug, handle))
+                current = self._version(work, work["current"])
+                assert current is not None
+                new = copy.deepcopy(current["content"])
+                _apply_patch(new, dict(patch) if patch else {"name": f"{new['name']} (edited in dashboard)"})
+                new = C.drop_nulls(new)
+                check_content(new)
+                changed = C.content_sha(new) != current["sha"]
+                if changed:
+                    self._new_version(work, new, MEMBER_ACTOR)
+                if publish:
+                    changed = self._publish(work, MEMBER_ACTOR) or changed
+                result = copy.deepcopy(self._full(work))
+                projects = self._with_flow(slug, handle, work)
             if changed:
-                self._new_version(work, new, MEMBER_ACTOR)
-            if publish:
-                changed = self._publish(work, MEMBER_ACTOR) or changed
-            snap = None
-            if changed:
-                self._projects[slug]["notiflows"][handle] = work
-                self._get_cache.pop((slug, handle), None)
-                snap = self._bump()
-            result = copy.deepcopy(self._full(work))
-        self._persist(snap)
+                self._commit(projects, (slug, handle))
         return result
 
     def create_remote_only(
@@ -503,19 +511,18 @@ class Store:
             "steps": copy.deepcopy(steps if steps is not None else DEFAULT_REMOTE_STEPS),
         })
         check_content(new)
-        with self.lock:
-            project = self._project(slug)
-            if handle in project["notiflows"]:
-                raise ApiProblem(409, "conflict", "The notiflow already exists", {"resource": "notiflow", "id": handle})
-            flow = self._blank_flow(handle)  # inserted only once complete: a refused publish leaves no trace
-            self._new_version(flow, new, MEMBER_ACTOR)
-            if publish:
-                self._publish(flow, MEMBER_ACTOR)
-            project["notiflows"][handle] = flow
-            self._get_cache.pop((slug, handle), None)
-            result = copy.deepcopy(self._full(flow))
-            snap = self._bump()
-        self._persist(snap)
+        with self._write_lock:
+            with self.lock:
+                if handle in self._project(slug)["notiflows"]:
+                    raise ApiProblem(409, "conflict", "The notiflow already exists",
+                                     {"resource": "notiflow", "id": handle})
+                flow = self._blank_flow(handle)  # inserted only once complete: a refused publish leaves no trace
+                self._new_version(flow, new, MEMBER_ACTOR)
+                if publish:
+                    self._publish(flow, MEMBER_ACTOR)
+                result = copy.deepcopy(self._full(flow))
+                projects = self._with_flow(slug, handle, flow)
+            self._commit(projects, (slug, handle))
         return result
 
 

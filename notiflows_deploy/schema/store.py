@@ -1,16 +1,20 @@
 """Decide which JSON Schema checks a notiflow.json, and say which one was used.
 
-Order: a `--schema PATH` override wins. Otherwise a file's `$schema` http(s) URL is downloaded
+Order: a `--schema PATH` override wins. Otherwise a file's `$schema` URL on the vendor's own
+hosts (https://notiflows.com/schemas/... or https://www.notiflows.com/schemas/...) is downloaded
 (once per run, within one overall deadline) and cached on disk; when that fails, or downloading
 is off (NOTIFLOWS_DEPLOY_SCHEMA_FETCH=0), the cached copy is used, then the schema bundled with
-this package. No `$schema`, or a `$schema` that is not an http(s) URL, means the bundled schema.
-The notes and the source label say what really happened (HTTP 404, not JSON, offline, ...).
+this package. No `$schema`, or any other `$schema` (another host, plain http, not a URL), means the
+bundled schema, and a note says the URL was ignored: a file must not choose which schema checks it
+(a `{"type": "object"}` somewhere would switch validation off) nor make CI fetch an address of its
+choosing. The notes and the source label say what really happened (HTTP 404, not JSON, offline, ...).
 
 A downloaded or cached schema is used only if it is a valid JSON Schema (its metaschema), every
 `$ref` in it resolves without the network, and a trial validation runs: one broken download must
 not mark every notiflow invalid. Validators never fetch remote `$ref`s (jsonschema's default
 would, with a warning). "integer" means a JSON integer without a fraction: 3.0 is refused (it
-would be sent as 3.0), as are booleans.
+would be sent as 3.0), as are booleans. "pattern" follows ECMA-262, as JSON Schema says: `$` is
+the end of the string (Python's `re` would also accept a final newline: "email_1\\n").
 
 Each distinct schema is compiled once per run (memoised under a lock), so checking a thousand
 files costs one compile. `requests` is imported only when a download is attempted.
@@ -21,16 +25,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin, urlsplit
 
-from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import Draft202012Validator, extend, validator_for
 from jsonschema_specifications import REGISTRY as _METASCHEMAS  # type: ignore[import-untyped]
@@ -46,6 +52,9 @@ MAX_SCHEMA_BYTES = 5 * 1024 * 1024
 FETCH_ENV = "NOTIFLOWS_DEPLOY_SCHEMA_FETCH"
 CACHE_ENV = "NOTIFLOWS_DEPLOY_CACHE_DIR"
 _CHUNK = 64 * 1024
+# The only places a `$schema` URL is fetched from: the vendor's own hosts, over https, under /schemas/.
+VENDOR_SCHEMA_HOSTS = frozenset({"notiflows.com", "www.notiflows.com"})
+VENDOR_SCHEMA_PATH = "/schemas/"
 METASCHEMAS: Registry[Any] = _METASCHEMAS  # the draft metaschemas, offline: `$ref`s to them resolve
 # Documents a usable schema must be able to check without failing (not: without errors).
 _TRIALS: tuple[Any, ...] = (
@@ -84,15 +93,74 @@ class _Unusable(Exception):
         self.label = label
 
 
+def is_vendor_schema_url(url: str) -> bool:
+    """Is `url` a schema on the vendor's own hosts (https, notiflows.com or www., path under /schemas/)?
+
+    Strict on purpose: no user info, no explicit port, no `.`/`..` segments or backslashes, also
+    percent-encoded, so that nothing that merely starts like the vendor's URL passes.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port that is not a number, a bad IPv6 literal
+        return False
+    host = (parts.hostname or "").lower()
+    if parts.scheme.lower() != "https" or host not in VENDOR_SCHEMA_HOSTS or port is not None:
+        return False
+    if parts.netloc.lower() != host:  # user info ("notiflows.com@elsewhere") or an empty port
+        return False
+    path = unquote(parts.path)
+    segments = path.split("/")
+    return (path.startswith(VENDOR_SCHEMA_PATH) and "\\" not in path
+            and not any(seg in (".", "..") for seg in segments))
+
+
 def _is_integer(_checker: Any, instance: Any) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
+def ecma_pattern(pattern: str) -> str:
+    """`pattern` with every `$` anchor (outside a character class, not escaped) as `\\Z`.
+
+    JSON Schema patterns are ECMA-262, whose `$` (without the multiline flag) is the end of the
+    input; Python's `$` also matches before a final newline, so "email_1\\n" would pass ^[a-z_0-9]+$.
+    """
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            out.append("\\Z")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+@lru_cache(maxsize=512)
+def _compiled_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(ecma_pattern(pattern))
+
+
+def _pattern(validator: Validator, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+    """The "pattern" keyword with ECMA-262 anchors (jsonschema's own uses Python's `re.search` as is)."""
+    if validator.is_type(instance, "string") and not _compiled_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @cache
 def _strict(cls: type[Validator]) -> type[Validator]:
-    """`cls` with "integer" meaning an int only (jsonschema also counts 3.0)."""
+    """`cls` with "integer" meaning an int only (jsonschema also counts 3.0) and ECMA `$` in patterns."""
     checker = cls.TYPE_CHECKER.redefine("integer", _is_integer)
-    strict: type[Validator] = extend(cls, type_checker=checker)  # type: ignore[no-untyped-call]
+    strict: type[Validator] = extend(  # type: ignore[no-untyped-call]
+        cls, validators={"pattern": _pattern}, type_checker=checker
+    )
     return strict
 
 
@@ -240,8 +308,11 @@ class SchemaStore:
         override: Path | None = None,
         fetch: bool | None = None,
         timeout: float = 3.0,
+        trusted: Callable[[str], bool] = is_vendor_schema_url,
     ) -> None:
+        """`trusted`: which `$schema` URLs may be fetched (or read from the cache); tests widen it to 127.0.0.1."""
         self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
+        self.trusted = trusted
         self.fetch = fetch_enabled_by_env() if fetch is None else fetch
         self.timeout = timeout  # for the whole download of one schema
         self.compile_count = 0
@@ -284,6 +355,12 @@ class SchemaStore:
         if not ref.startswith(("http://", "https://")):
             self.notes.append(f"$schema {ref!r} is not an http(s) URL; using the bundled schema")
             return self._bundled(), f"bundled schema ($schema {ref!r} ignored)"
+        if not self.trusted(ref):
+            self.notes.append(
+                f"$schema {ref!r} was ignored (not fetched): only schemas on https://notiflows.com/schemas/ are "
+                "downloaded; the bundled schema is used. To check against another schema, pass --schema PATH"
+            )
+            return self._bundled(), f"bundled schema ($schema {ref!r} ignored: not a notiflows.com schema URL)"
         reason = "download disabled"
         if self.fetch:
             try:
