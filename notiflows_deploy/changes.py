@@ -2,7 +2,9 @@
 
 A notiflow is defined by `<prefix><notiflowsDir>/notiflows/<handle>/notiflow.json`. Any change under
 that directory marks the handle changed; a handle whose notiflow.json existed at the base and is
-gone at the head is removed (a renamed directory is therefore a removal plus a new notiflow).
+gone at the head, with nothing else of its directory added or kept by the diff, is removed (a renamed
+directory is therefore a removal plus a new notiflow). When the diff shows a file of the directory at
+head (notiflow.json renamed to notiflows.json, say), it is a stray: the caller reports it invalid.
 A change to the project's notiflows.json means every notiflow counts (notiflowsDir may have moved).
 """
 
@@ -80,6 +82,7 @@ def map_changes(
     touched: dict[str, list[str]] = {}  # handle -> notes, in diff order
     json_new: set[str] = set()  # notiflow.json present at head (A/M/T/new side of R, C)
     json_gone: set[str] = set()  # notiflow.json present at base, gone at head (D, old side of R)
+    kept: set[str] = set()  # some file of the directory is at head (any new side but a deletion's)
 
     for change in changes:
         status = change.status[:1].upper()
@@ -97,6 +100,8 @@ def map_changes(
                 continue
             handle, inner = found
             touched.setdefault(handle, []).append(inner)
+            if side == "new" and status != "D":
+                kept.add(handle)
             if inner != NOTIFLOW_FILE:
                 continue
             if side == "old" or status == "D":
@@ -113,7 +118,7 @@ def map_changes(
             result.changed.add(handle)
             result.reasons.setdefault(handle, "notiflow.json changed" if NOTIFLOW_FILE in inners
                                       else f"{inners[0]} changed")
-        elif handle in json_gone:
+        elif handle in json_gone and handle not in kept:
             result.removed.add(handle)
             result.reasons[handle] = "notiflow.json deleted"
         elif exists_at_head is None or exists_at_head(handle):

@@ -11,11 +11,19 @@ Decisions:
 * Without `force`, a 409 is a CONFLICT explained from a fresh GET (never from the 409's details);
   if the fresh read already holds the repo's content (e.g. a concurrent deploy of the same commit),
   the outcome is UNCHANGED.
+* What is pushed is the payload with the omitted optional booleans at their defaults
+  (`normalize.with_defaults`), so the server ends up with what the plan compared.
 * `publish`: publishes after each successful push, and also for an UNCHANGED notiflow whose current
   version is not the published one (its content equals the repo's, so publishing it publishes what is
   in the repo). A publish refusal leaves the pushed draft on the server, and the outcome says so.
   The publish carries the sha we pushed: if the draft changed on the server in between (a dashboard
-  edit during a retry's wait), nothing is published and the outcome is CONFLICT.
+  edit during a retry's wait), nothing is published and the outcome is CONFLICT. For an UNCHANGED
+  notiflow the sha is the plan's (maybe minutes old), so the notiflow is read again first and nothing
+  is published when its draft moved (a dashboard draft saved meanwhile must not go live).
+* Every notiflow this run wrote a new version of carries `extra["pushed"] = True`, whatever happened
+  at publish time (the `deployed` output lists it: a draft was written).
+* A would-create answered 200 whose answer is our content as version 1 was created by this push's
+  lost first attempt or a concurrent deploy of the same content: CREATED, no overwrite warning.
 * Re-running after an interruption converges: the next plan re-reads the server, so what already
   landed is UNCHANGED (or "ours" through __meta.sha / the base content) and the rest is pushed.
 """
@@ -30,7 +38,7 @@ from notiflows_deploy.api.errors import ApiError, ConflictError, DraftChangedErr
 from notiflows_deploy.api.models import RemoteNotiflow, UpsertResult
 from notiflows_deploy.diff import mask
 from notiflows_deploy.model import NotiflowOutcome, Problem, Severity, Status
-from notiflows_deploy.normalize import content_from_remote, same_content
+from notiflows_deploy.normalize import content_from_remote, equal_content, with_defaults
 from notiflows_deploy.planner import PlanItem, conflict_info, plan_outcome
 
 PUSHED = frozenset({Status.WOULD_CREATE, Status.WOULD_UPDATE})
@@ -121,19 +129,37 @@ class _Run:
         outcome = plan_outcome(item, self.secrets)
         if item.action is Status.UNCHANGED and self.publish and item.remote is not None:
             if not is_published(item.remote):
-                already = f"The content is already on the server (version {item.remote_version})."
-                return self._publish(item, outcome, item.remote, already)
+                return self._publish_unchanged(item, outcome)
             outcome.published = True
             outcome.detail += " Its current version is already the published one."
         if item.action is Status.UNCHANGED:
             outcome.remote_sha_after = item.remote_sha
         return outcome
 
+    def _publish_unchanged(self, item: PlanItem, outcome: NotiflowOutcome) -> NotiflowOutcome:
+        """Publish what the plan read, only if it is still the current version: the plan's sha may be
+        minutes old, and publish has no precondition on the server."""
+        already = f"The content is already on the server (version {item.remote_version})."
+        fresh = self.client.get_notiflow(item.handle)
+        version = fresh.current_version if fresh is not None else None
+        if fresh is None or version is None or version.sha != item.remote_sha:
+            outcome.status = Status.CONFLICT
+            outcome.remote_sha_after = version.sha if version is not None else None
+            outcome.version = version.version_number if version is not None else None
+            by = f", by {_actor_name(fresh)}" if fresh is not None and _actor_name(fresh) else ""
+            now = (f"version {version.version_number}, sha {version.sha}{by}" if version is not None
+                   else "it is gone")
+            outcome.detail = (f"{already} The draft changed on the server after the plan read it ({now}); not"
+                              f" published. Version {item.remote_version} (sha {item.remote_sha}), the repo's"
+                              " content, is no longer the current one.")
+            return outcome
+        return self._publish(item, outcome, fresh, already, pushed=False)
+
     def _push(self, item: PlanItem, *, expected_sha: str | None, forced: bool) -> NotiflowOutcome:
         assert item.payload is not None  # only valid items are planned for a push
         outcome = self._base(item, Status.FORCED if forced else Status.FAILED)
         try:
-            answer = self.client.upsert_notiflow(item.handle, item.payload, expected_sha=expected_sha)
+            answer = self.client.upsert_notiflow(item.handle, with_defaults(item.payload), expected_sha=expected_sha)
         except ConflictError:
             return self._conflict_at_push(item, outcome)
         except ValidationFailedError as err:
@@ -172,7 +198,7 @@ class _Run:
                 f" {_describe_error(err)}. Not pushed."
             )
             return outcome
-        if fresh is not None and same_content(item.payload, content_from_remote(fresh)):
+        if fresh is not None and equal_content(item.payload, content_from_remote(fresh)):
             version = fresh.current_version
             outcome.status = Status.UNCHANGED
             outcome.remote_sha_before = outcome.remote_sha_after = version.sha if version else None
@@ -190,7 +216,7 @@ class _Run:
                                 "remote_version": version.version_number if version else None})
             outcome = self._base(again, Status.FORCED)
             try:
-                answer = self.client.upsert_notiflow(item.handle, item.payload, expected_sha=None)
+                answer = self.client.upsert_notiflow(item.handle, with_defaults(item.payload), expected_sha=None)
             except ApiError as err:
                 outcome.status = Status.FAILED
                 outcome.detail = f"The forced push (after a 409) failed: {_describe_error(err)}."
@@ -207,7 +233,8 @@ class _Run:
                              secret_paths=item.secret_paths)
         version = fresh.current_version
         outcome.remote_sha_before = version.sha if version else None
-        outcome.version_before = version.version_number if version else None
+        # As a conflict found by the plan: the version is the server's current one (from the fresh read).
+        outcome.version_before = outcome.version = version.version_number if version else None
         outcome.detail = (
             f"The server changed between the plan and the push (409 conflict); not pushed. {info.describe()}"
         )
@@ -229,7 +256,8 @@ class _Run:
         outcome.remote_sha_after = version.sha
         outcome.version = version.version_number
         notes: list[str] = []
-        if not same_content(item.payload, content_from_remote(remote)):
+        ours = equal_content(item.payload, content_from_remote(remote))
+        if not ours:
             notes.append(
                 "Note: the content the server answered differs from what was pushed; the next plan will show it."
             )
@@ -245,6 +273,12 @@ class _Run:
                 [f"The server already had this content; no new version (still version {version.version_number}).",
                  *notes]
             )
+        elif item.action is Status.WOULD_CREATE and not answer.created and ours and version.version_number == 1:
+            # Nothing existed before our content: our own lost 201 retried, or a concurrent deploy of it.
+            outcome.status = Status.CREATED
+            outcome.remote_sha_before = None
+            outcome.detail = " ".join(["Created as version 1 (draft): a retried or concurrent push of the same"
+                                       " content (the server answered 200, not 201).", *notes])
         elif forced:
             outcome.status = Status.FORCED
             outcome.detail = " ".join(
@@ -272,25 +306,31 @@ class _Run:
                     Severity.WARNING,
                 )]
             outcome.detail = " ".join(
-                [f"Updated to version {version.version_number} (draft; was version {item.remote_version}).", *notes]
+                [f"Updated to version {version.version_number} (draft; was version {item.remote_version}).",
+                 *([item.history_note] if item.history_note else []), *notes]
             )
+        if outcome.status is not Status.UNCHANGED:
+            outcome.extra["pushed"] = True  # a draft was written, whatever publishing does next
         if self.publish:
-            return self._publish(item, outcome, remote, outcome.detail)
+            return self._publish(item, outcome, remote, outcome.detail, pushed=outcome.status is not Status.UNCHANGED)
         return outcome
 
     def _publish(
-        self, item: PlanItem, outcome: NotiflowOutcome, remote: RemoteNotiflow, before: str
+        self, item: PlanItem, outcome: NotiflowOutcome, remote: RemoteNotiflow, before: str, *, pushed: bool
     ) -> NotiflowOutcome:
+        """Publish `remote`'s current version; `remote` is a server answer (our PUT's, or a fresh read)."""
         version = remote.current_version
         number = version.version_number if version else None
         sha = version.sha if version else None
-        outcome.remote_sha_after = sha
+        outcome.remote_sha_after = sha  # what the answer in hand says the server holds
         outcome.version = number
         if is_published(remote):
             outcome.published = True
             outcome.detail = f"{before} Already published."
             return outcome
-        stays = f"The pushed draft (version {number}, sha {sha}) stays on the server unpublished."
+        stays = (f"The pushed draft (version {number}, sha {sha}) stays on the server unpublished." if pushed
+                 else f"Nothing was pushed; the server's draft (version {number}, sha {sha}), which holds the"
+                      " repo's content, stays unpublished.")
         try:
             # expected_sha: a retry must not publish a draft someone else saved after our push.
             answer = self.client.publish_notiflow(item.handle, expected_sha=sha or None)
@@ -299,7 +339,7 @@ class _Run:
             outcome.remote_sha_after = err.current_sha  # what the server holds now, not what we pushed
             by = f", by {err.changed_by}" if err.changed_by else ""
             now = f"sha {err.current_sha}{by}" if err.current_sha else "it is gone"
-            when = "after the plan read it" if item.action is Status.UNCHANGED else "after our push"
+            when = "after the plan read it" if not pushed else "after our push"
             outcome.detail = (f"{before} The draft changed on the server {when} ({now}); not published."
                               f" Version {number} (sha {sha}), the repo's content, is no longer the current one.")
             return outcome
@@ -316,10 +356,13 @@ class _Run:
         live = answer.published_version
         if live is None or live.sha != sha:
             outcome.status = Status.FAILED
+            held = answer.current_version
+            outcome.remote_sha_after = held.sha if held is not None else None  # from the answer, not assumed
+            outcome.version = held.version_number if held is not None else None
             outcome.detail = (
                 f"{before} The publish call answered, but the published version is"
                 f" {'none' if live is None else f'version {live.version_number} (sha {live.sha})'},"
-                f" not the pushed one. {stays}"
+                f" not {'the pushed one' if pushed else 'the one holding the repo content'}. {stays}"
             )
             return outcome
         if outcome.status is not Status.FORCED:  # an overwrite stays visible as such, published or not
@@ -329,6 +372,12 @@ class _Run:
         outcome.remote_sha_after = live.sha
         outcome.detail = f"{before} Published version {live.version_number}."
         return outcome
+
+
+def _actor_name(remote: RemoteNotiflow) -> str:
+    version = remote.current_version
+    actor = version.created_by if version is not None else None
+    return (actor.name or actor.id or "") if actor is not None else ""
 
 
 def outcome_from_plan(item: PlanItem, *, secrets: Collection[str] = ()) -> NotiflowOutcome:

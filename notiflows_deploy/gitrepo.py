@@ -474,6 +474,11 @@ class GitRepo:
     def has_remote(self, name: str = "origin") -> bool:
         return name in self._text("remote").split()
 
+    def symbolic_target(self, ref: str) -> str | None:
+        """The ref a symbolic ref points at (refs/remotes/origin/HEAD -> refs/remotes/origin/main), or None."""
+        status, out, _ = self._git("symbolic-ref", "--quiet", ref, check=False)
+        return (out.decode("utf-8", "surrogateescape").strip() or None) if status == 0 else None
+
     def first_parent(self, sha: str) -> str | None:
         """The first parent of `sha`, or None for a root commit or a shallow boundary."""
         return self.resolve(f"{sha}^1")
@@ -565,6 +570,17 @@ class GitRepo:
                 i += 2
         return changes
 
+    def renamed_from(self, base: str, head: str, path: str) -> str | None:
+        """The path at `base` that git's rename detection sees become `path` at `head` (relative to the
+        top level), or None. One whole-tree `git diff -M`: asked only when `path` is missing at `base`."""
+        args = ["-c", "core.quotePath=false", "diff", "--name-status", "-z", "-M", "--diff-filter=R",
+                "--no-relative", "--no-ext-diff", "--no-textconv", base, head]
+        fields = self._git(*args)[1].decode("utf-8", "surrogateescape").split("\0")
+        for i in range(0, len(fields) - 2, 3):
+            if fields[i].startswith("R") and fields[i + 2] == path:
+                return fields[i + 1]
+        return None
+
     def tree_at(self, commit: str, project_prefix: str = "") -> GitTree:
         return GitTree(self, commit, project_prefix)
 
@@ -605,9 +621,11 @@ class GitRepo:
         if request.default_branch:
             names += [f"origin/{request.default_branch}", request.default_branch]
         names += ["origin/HEAD", "origin/main", "origin/master", "main", "master"]
-        # The pushed branch itself is no base: a first push of `main` would compare main with itself.
+        # The pushed branch itself is no base: a first push of `main` would compare main with itself,
+        # also through origin/HEAD when it points at it (the payload may lack repository.default_branch).
         skip = {pushed, f"origin/{pushed}"} if pushed else set()
-        if pushed and pushed == request.default_branch:
+        if pushed and (pushed == request.default_branch
+                       or self.symbolic_target("refs/remotes/origin/HEAD") == f"refs/remotes/origin/{pushed}"):
             skip |= {"origin/HEAD"}
         seen: list[str] = []
         for name in names:
@@ -830,12 +848,14 @@ class GitRepo:
 
     def _base_tips(self, request: RangeRequest, base: str, mb: str) -> tuple[tuple[str, str], ...]:
         """The pull request's base branch tip(s) other than the merge base: pull_request.base.sha, and
-        the merge commit's first parent (fresher when the base branch moved; only when present)."""
+        the merge commit's first parent (fresher when the base branch moved; only when present, and only
+        for GitHub's test merge commit, whose second parent is the pull request's head)."""
         tips: list[tuple[str, str]] = []
         if base != mb:
             tips.append((base, f"the base branch tip {base[:12]} (pull_request.base.sha)"))
         merge = self.resolve(request.merge_commit) if request.merge_commit else None
-        if merge is not None and len(self.parents(merge)) >= 2:
+        head = self.resolve(request.head) if request.head else None
+        if merge is not None and head is not None and self.parents(merge)[1:2] == [head]:
             parent = self.first_parent(merge)
             if parent is not None and parent not in (mb, base):
                 tips.append((parent, f"the base branch tip {parent[:12]} (first parent of the merge commit)"))
@@ -892,6 +912,7 @@ class GitRepo:
                 return ResolvedRange(mb, head, False, notes)
         # Nothing to compare with: the branch's commits may all be new, so everything counts.
         parent, _ = self._first_parent_fetched(head, notes)
-        notes.append(f"new branch {pushed or ''} and no default branch to compare it with: every notiflow counts"
-                     + (f"; the first parent {parent[:12]} is the base for the conflict rule" if parent else ""))
+        rule = f"; the first parent {parent[:12]} is the base for the conflict rule" if parent else ""
+        notes.append(f"new branch {pushed or ''} and no default branch to compare it with: every notiflow"
+                     f" counts{rule}")
         return ResolvedRange(parent, head, True, notes)

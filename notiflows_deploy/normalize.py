@@ -12,6 +12,10 @@ make two contents differ (the Knock CLI's noisy-diff lesson):
 * empty ``settings`` / ``conditions`` / ``provider_settings`` (same as absent);
 * ``template.channel_type`` when missing: it is filled from the step (the on-disk format may omit it);
 * integral floats become ints (``1.0`` == ``1``); booleans stay distinct from numbers.
+
+Two comparisons: `equal_content` (is it the same notiflow? every top-level key on both sides, an omitted
+``active`` / ``include_in_preferences`` meaning its documented default, true) decides what is "ours" and
+"unchanged"; `same_content` (only the keys the payload gives) is the upsert's own view of a push.
 """
 
 from __future__ import annotations
@@ -21,9 +25,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from notiflows_deploy.api.models import RemoteNotiflow, RemoteVersion
+from notiflows_deploy.envsubst import extract_values
 
 CONTENT_KEYS = ("name", "active", "include_in_preferences", "steps")
 TOP_LEVEL_KEYS = ("name", "active", "include_in_preferences")
+# What an omitted optional top-level key means: the API reference's example notiflow and the emulator's
+# create (a notiflow.json without `active` is an active notiflow). Pushes carry them (`with_defaults`).
+TOP_LEVEL_DEFAULTS: dict[str, Any] = {"active": True, "include_in_preferences": True}
 VOLATILE_KEYS = frozenset(
     {
         "id",
@@ -157,3 +165,73 @@ def same_content(payload: Mapping[str, Any], remote_content: Mapping[str, Any]) 
         if _canonical(mine[key]) != _canonical(other):
             return False
     return True
+
+
+def with_defaults(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """`payload` with every omitted (or null) key of TOP_LEVEL_DEFAULTS set to its default.
+
+    This is what a deploy pushes: an upsert keeps the server's value of an omitted key (a dashboard's
+    `active: false`), so without it the server would not end up with what `equal_content` assumes.
+    """
+    out = dict(payload)
+    for key, value in TOP_LEVEL_DEFAULTS.items():
+        if out.get(key) is None:
+            out[key] = value
+    return out
+
+
+def _complete(content: Mapping[str, Any]) -> dict[str, Any]:
+    out = normalize_content(content)
+    for key, value in TOP_LEVEL_DEFAULTS.items():
+        out.setdefault(key, value)
+    out.setdefault("steps", {})
+    return out
+
+
+def equal_content(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Do `one` and `other` describe the same notiflow (raw or normalised, payload or server content)?
+
+    Every top-level key the API defines is compared on both sides: a key one side omits counts as its
+    default (TOP_LEVEL_DEFAULTS), or as absent (`name`) or no steps, so a dashboard's `active: false`
+    differs from a notiflow.json that never mentions `active`.
+    """
+    mine, theirs = _complete(one), _complete(other)
+    return all(_canonical(mine.get(key)) == _canonical(theirs.get(key)) for key in CONTENT_KEYS)
+
+
+class _Differs(Exception):
+    """Somewhere the two contents differ in more than a variable's value."""
+
+
+def variables_only_difference(
+    raw: Mapping[str, Any], other: Mapping[str, Any], env: Mapping[str, str]
+) -> frozenset[str] | None:
+    """The variables that alone make `other` differ from `raw` (content as written, `${NAME}` not
+    substituted): the names whose value in `other` (read back with `extract_values`) is not the one `env`
+    gives, or is unset there. None when anything else differs, or nothing does. Values are never returned."""
+    names: set[str] = set()
+
+    def walk(mine: Any, theirs: Any) -> None:
+        if isinstance(mine, str) and "${" in mine:
+            values = extract_values(mine, theirs) if isinstance(theirs, str) else None
+            if values is None:
+                raise _Differs
+            names.update(name for name, value in values.items() if env.get(name) != value)
+        elif isinstance(mine, Mapping) and isinstance(theirs, Mapping):
+            if set(mine) != set(theirs):
+                raise _Differs
+            for key in mine:
+                walk(mine[key], theirs[key])
+        elif isinstance(mine, list) and isinstance(theirs, list):
+            if len(mine) != len(theirs):
+                raise _Differs
+            for a, b in zip(mine, theirs, strict=True):
+                walk(a, b)
+        elif _canonical(mine) != _canonical(theirs):
+            raise _Differs
+
+    try:
+        walk(_complete(raw), _complete(other))
+    except _Differs:
+        return None
+    return frozenset(names) or None

@@ -19,7 +19,7 @@ from typing import Any
 from notiflows_deploy.api.models import RemoteNotiflow
 from notiflows_deploy.diff import NotiflowDiff, SecretPath, mask, semantic_diff, three_way
 from notiflows_deploy.model import NotiflowOutcome, Problem, Severity, Status
-from notiflows_deploy.normalize import content_from_payload, content_from_remote, same_content
+from notiflows_deploy.normalize import content_from_payload, content_from_remote, equal_content, with_defaults
 
 REPO_LABEL = "repo@head"
 
@@ -116,6 +116,8 @@ class PlanItem:
     base_payload: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     secret_paths: Collection[SecretPath] = frozenset()
+    # Set when the git history made the server's content ours (`adopt_revision`): said again after the push.
+    history_note: str = ""
 
     @property
     def errors(self) -> list[Problem]:
@@ -152,8 +154,8 @@ def conflict_info(
         server_version=version.version_number if version else None,
         changed_at=version.inserted_at if version else None,
         changed_by=_actor(remote),
-        base_content=content_from_payload(base_payload) if base_payload is not None else None,
-        repo_content=content_from_payload(payload),
+        base_content=content_from_payload(with_defaults(base_payload)) if base_payload is not None else None,
+        repo_content=content_from_payload(with_defaults(payload)),
         server_content=content_from_remote(remote),
         secret_paths=secret_paths,
     )
@@ -174,10 +176,10 @@ def is_ours(
     if meta_sha and version is not None and version.sha == meta_sha:
         return "sha"
     server = content_from_remote(remote)
-    if base_payload is not None and same_content(base_payload, server):
+    if base_payload is not None and equal_content(base_payload, server):
         return "base"
     for known in also_ours:
-        if same_content(known.payload, server):
+        if equal_content(known.payload, server):
             return known.source
     return ""
 
@@ -245,7 +247,7 @@ def plan_one(inp: PlanInput) -> PlanItem:
         return item
     server = content_from_remote(remote)
     label = server_label(remote)
-    if same_content(payload, server):
+    if equal_content(payload, server):
         item.action = Status.UNCHANGED
         item.expected_sha = item.remote_sha
         item.reason = f"The server's current version ({item.remote_version}) already has this content; no write."
@@ -253,7 +255,9 @@ def plan_one(inp: PlanInput) -> PlanItem:
             item.notes.append("Its sha differs from __meta.sha (normal after a CI deploy); content is what counts.")
         return item
     ours = is_ours(remote, meta_sha=inp.meta_sha, base_payload=inp.base_payload, also_ours=inp.also_ours)
-    item.diff = semantic_diff(server, payload, old_label=label, new_label=REPO_LABEL, secret_paths=inp.secret_paths)
+    # With the defaults a push carries: a dashboard's `active: false` shows as what the push changes.
+    item.diff = semantic_diff(server, with_defaults(payload), old_label=label, new_label=REPO_LABEL,
+                              secret_paths=inp.secret_paths)
     if ours:
         item.action = Status.WOULD_UPDATE
         item.expected_sha = item.remote_sha
@@ -266,7 +270,7 @@ def plan_one(inp: PlanInput) -> PlanItem:
         why = (
             "the repo has no record of it (no __meta.sha, no base revision), so it may hold edits made outside git"
         )
-    elif inp.base_payload is not None and same_content(inp.base_payload, content_from_payload(payload)):
+    elif inp.base_payload is not None and equal_content(inp.base_payload, payload):
         why = "it was changed outside git while the repo's content stayed as at the base"
     else:
         also = "".join(f" nor {known.source}" for known in inp.also_ours)
@@ -277,11 +281,62 @@ def plan_one(inp: PlanInput) -> PlanItem:
         " not pushed (use --force to overwrite)."
     )
     if inp.base_payload is not None or inp.meta_sha:
-        item.notes.append(
-            "If the server holds an older revision from this repo (an earlier deploy that failed or was skipped),"
-            " the three-way view shows it as server-side changes; --force pushes the repo's version."
-        )
+        item.notes.append(STALE_NOTE)
     return item
+
+
+# Until the history search (`adopt_revision`) ran: it replaces this note by its own finding.
+STALE_NOTE = (
+    "If the server holds an older revision from this repo (an earlier deploy that failed or was skipped),"
+    " the three-way view shows it as server-side changes; --force pushes the repo's version."
+)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def adopt_revision(item: PlanItem, payload: dict[str, Any], *, commit: str, behind: int) -> None:
+    """A conflict whose server content is this notiflow's content at `commit` of the repo's own history
+    (`behind` commits touching it before head): ours after all, the history being the authority on what
+    the repo had (an earlier deploy failed, or its run was dropped for a newer one). Pushed with the
+    server's sha; the diff and, should the push meet a 409, the three-way view start from that revision."""
+    assert item.payload is not None and item.remote is not None
+    short = commit[:12]
+    where = (f"{_plural(behind, 'commit')} touching this notiflow before head" if behind
+             else "the last commit touching this notiflow; the working tree differs")
+    item.action = Status.WOULD_UPDATE
+    item.expected_sha = item.remote_sha
+    item.conflict = None
+    item.base_payload = payload
+    item.notes = [n for n in item.notes if n != STALE_NOTE]
+    item.diff = semantic_diff(content_from_remote(item.remote), with_defaults(item.payload),
+                              old_label=f"{server_label(item.remote)} = repo@{short}", new_label=REPO_LABEL,
+                              secret_paths=item.secret_paths)
+    item.history_note = (f"The server held this repo's own revision from commit {short} ({where}); every change"
+                         " since then was pushed.")
+    item.reason = (
+        f"The server's current version ({item.remote_version}) holds this repo's own revision from commit {short}"
+        f" ({where}), so it is ours: an earlier deploy failed or was skipped (e.g. a pending run replaced by a"
+        f" newer one); the repo's changes since then would be pushed ({item.diff.summary()})."
+    )
+
+
+def env_conflict(item: PlanItem, names: Collection[str], unset: Collection[str] = ()) -> None:
+    """A conflict where the server differs from the base commit only in fields filled from environment
+    variables: a rotated secret or a renamed variable, not a dashboard edit. Still a conflict (a dashboard
+    edit of such a field would look the same), explained as such. Only names, never values."""
+    listed = ", ".join(sorted(names))
+    item.notes = [n for n in item.notes if n != STALE_NOTE]
+    item.reason = (
+        f"The server's current version ({item.remote_version}) differs from the repo; not pushed. The server"
+        f" differs from the base commit only in fields filled from environment variables ({listed}): if a value"
+        " changed since the last deploy (a rotated secret), this is no dashboard edit: deploy with --force to push"
+        " the new value."
+    )
+    if unset:
+        item.notes.append(f"Not set in this run's environment: {', '.join(sorted(unset))} (renamed or removed"
+                          " variables cannot fill the base commit's content).")
 
 
 def plan_outcome(item: PlanItem, secrets: Collection[str] = ()) -> NotiflowOutcome:

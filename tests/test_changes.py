@@ -103,6 +103,12 @@ def test_callback_only_asked_when_needed() -> None:
     assert asked == ["b"]
 
 
+def test_misnamed_notiflow_json_is_a_stray_not_a_removal() -> None:
+    # git mv c/notiflow.json c/notiflows.json: the directory is still there at head, so it is invalid.
+    cs = run([PathChange("R", f"{NF}/c/notiflows.json", f"{NF}/c/notiflow.json")], at_head=set())
+    assert cs.strays == {"c"} and not cs.removed and not cs.changed
+
+
 def test_rename_out_of_tree_removes() -> None:
     cs = run([PathChange("R", "archive/a/notiflow.json", f"{NF}/a/notiflow.json")])
     assert cs.removed == {"a"} and not cs.changed
@@ -139,7 +145,8 @@ def test_mapping_matches_definition(before: dict[tuple[str, str], str], after: d
     at_head = {h for (h, f) in after if f == "notiflow.json"}
     at_base = {h for (h, f) in before if f == "notiflow.json"}
     touched = {c.path.split("/")[2] for c in changes}
+    kept = {c.path.split("/")[2] for c in changes if c.status != "D"}  # the diff shows a file there at head
     cs = run(changes, at_head=at_head)
     assert cs.changed == touched & at_head
-    assert cs.removed == (touched & at_base) - at_head
-    assert cs.strays == touched - at_head - at_base
+    assert cs.removed == (touched & at_base) - at_head - kept
+    assert cs.strays == touched - at_head - cs.removed

@@ -305,7 +305,8 @@ def test_publish_an_unchanged_but_unpublished_draft_and_skip_a_published_one() -
     draft, live = run(items, server, publish=True)
     assert draft.status is Status.PUBLISHED and draft.published and draft.version == 1
     assert live.status is Status.UNCHANGED and live.published
-    assert server.calls == [("publish", "draft", server.current("draft")["sha"])]  # the plan's sha
+    # Read again right before publishing (the plan's sha may be old), then published guarded by that sha.
+    assert server.calls == [("get", "draft", None), ("publish", "draft", server.current("draft")["sha"])]
 
 
 def test_partial_failure_the_others_are_still_deployed() -> None:

@@ -426,12 +426,12 @@ def test_exit_code_precedence_invalid_then_conflict_then_failed(emu: Emulator, c
     assert run.statuses == {"conflicted": "conflict", "failing": "failed", "fine": "invalid"}
 
 
-def test_after_a_failed_deploy_the_next_commit_is_a_conflict_per_contract(
-    emu: Emulator, cli: Cli, tmp_path: Path
+def test_after_a_failed_deploy_the_next_commit_catches_up_from_the_history(
+    emu: Emulator, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """CONTRACT section 7 knows only __meta.sha and the base content as "ours": a server left at an
-    older revision of the repo (commit 2 failed to deploy) makes commit 3 a conflict that --force
-    resolves. Pinned here so that a change of the rule is a deliberate one."""
+    """The git history is the authority on what is ours: a server left at an older revision of the repo
+    (commit 2 failed to deploy) is ours, so commit 3 is pushed over it with the server's sha, and the
+    report names the revision the server held. Only content the repo never had is a conflict."""
     repo = make_repo(tmp_path / "repo", "welcome")
     deployed(repo, cli)
     set_body(repo, "welcome", "<p>2</p>\n")
@@ -440,15 +440,27 @@ def test_after_a_failed_deploy_the_next_commit_is_a_conflict_per_contract(
     assert cli("deploy", repo.path).code == 5
     set_body(repo, "welcome", "<p>3</p>\n")
     repo.commit("3")
-    run = cli("deploy", repo.path)
-    assert run.code == 3 and run.status("welcome") == "conflict"
-    assert "older revision" in run.by_handle["welcome"]["detail"]  # the report points at the likely cause
+    held = current(emu.state(), "welcome")["sha"]
     stale = repo.sha("HEAD~2")[:12]
-    assert f"revision from commit {stale} (2 commits touching this notiflow before head)" in (
-        run.by_handle["welcome"]["detail"]
-    )
-    assert f"deploy --base {stale}" in run.by_handle["welcome"]["detail"]
-    assert cli("deploy", repo.path, "--base", repo.sha("HEAD~2")).status("welcome") == "updated"  # wider range
+    plan = cli("plan", repo.path)
+    assert plan.code == 0 and plan.status("welcome") == "would-update"
+    detail = plan.by_handle["welcome"]["detail"]
+    assert f"own revision from commit {stale} (2 commits touching this notiflow before head)" in detail
+    assert "<p>hello</p>" in plan.by_handle["welcome"]["diff"] and "<p>3</p>" in plan.by_handle["welcome"]["diff"]
+    sent: list[str | None] = []
+    upsert = client_module.ManagementClient.upsert_notiflow
+
+    def spy(self: client_module.ManagementClient, handle: str, payload: dict[str, Any], *,
+            expected_sha: str | None) -> Any:
+        sent.append(expected_sha)
+        return upsert(self, handle, payload, expected_sha=expected_sha)
+
+    monkeypatch.setattr(client_module.ManagementClient, "upsert_notiflow", spy)
+    run = cli("deploy", repo.path)
+    assert run.code == 0 and run.status("welcome") == "updated"
+    assert f"revision from commit {stale}" in run.by_handle["welcome"]["detail"]
+    assert sent == [held]  # compare-and-swap against what the server held
+    assert body_of(emu.state(), "welcome") == "<p>3</p>\n"
 
 
 def test_unreachable_server_is_an_error_without_traceback(

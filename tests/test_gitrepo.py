@@ -366,6 +366,53 @@ def test_new_branch_at_default_tip_changes_nothing(repo: TestRepo, opened: GitRe
     assert rng.base == head and handles(opened, rng, repo) == (set(), set(), False)
 
 
+def test_only_the_test_merge_commit_adds_its_first_parent_as_ours(repo: TestRepo, opened: GitRepo) -> None:
+    """GITHUB_SHA names a merge on main that is not the pull request's test merge commit (its second
+    parent is not the head): its first parent is an older main, never "ours"."""
+    fork = repo.sha()
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.write(repo.nf_path("welcome", "steps/email_1/body.html"), "pr")
+    pr_head = repo.commit("pr")
+    repo.git("checkout", "-q", "main")
+    repo.write(repo.nf_path("order-shipped", "steps/email_1/body.html"), "m1")
+    m1 = repo.commit("m1")
+    repo.git("checkout", "-q", "-b", "side", fork)
+    repo.write(repo.nf_path("order-shipped", "steps/email_1/body.html"), "side")
+    repo.commit("side")
+    repo.git("checkout", "-q", "main")
+    repo.git("merge", "-q", "--no-ff", "-X", "theirs", "-m", "merge side", "side")
+    m2 = repo.sha()
+    payload = {"pull_request": {"base": {"sha": m2}, "head": {"sha": pr_head}}}
+    rng = opened.resolve_range(range_request("pull_request", payload, github_sha=m2))
+    assert [sha for sha, _ in rng.also_ours] == [m2]  # base.sha only, not m1
+    assert m1 not in " ".join(rng.notes)
+    repo.git("checkout", "-q", "--detach", m2)
+    repo.git("merge", "-q", "--no-ff", "-m", "test merge", pr_head)  # refs/pull/N/merge: parents m2, head
+    merge = repo.sha()
+    rng = opened.resolve_range(range_request("pull_request", payload, github_sha=merge))
+    assert [sha for sha, _ in rng.also_ours] == [m2]  # its first parent is base.sha itself
+
+
+def test_origin_head_naming_the_pushed_branch_is_no_new_branch_base(repo: TestRepo, tmp_path: Path) -> None:
+    repo.init_project("welcome")
+    head = repo.sha()
+    checkout = clone(repo.path, tmp_path / "c")
+    with GitRepo(checkout.path) as g:
+        assert g.symbolic_target("refs/remotes/origin/HEAD") == "refs/remotes/origin/main"
+        rng = g.resolve_range(range_request("push", {"ref": "refs/heads/main", "before": ZERO_SHA, "after": head,
+                                                     "created": True}))
+    assert rng.base is None and rng.everything and rng.head == head
+
+
+def test_renamed_from_finds_a_moved_file(repo: TestRepo, opened: GitRepo) -> None:
+    base = repo.sha()
+    (repo.path / "apps").mkdir()
+    repo.git("mv", "notiflows.json", "apps/notiflows.json")
+    head = repo.commit("move")
+    assert opened.renamed_from(base, head, "apps/notiflows.json") == "notiflows.json"
+    assert opened.renamed_from(base, head, "other.json") is None
+
+
 def test_force_push_diffs_before_and_after_directly(repo: TestRepo, opened: GitRepo) -> None:
     fork = repo.sha()
     repo.write(repo.nf_path("welcome", "steps/email_1/body.html"), "old attempt")

@@ -92,6 +92,19 @@ def test_values_and_status_table() -> None:
     assert json.loads(outputs_from_result(drift, None)["drifted"]) == ["u", "r"]
 
 
+def test_a_pushed_draft_is_deployed_whatever_its_final_status() -> None:
+    """Pushed, then refused at publish (failed) or raced at publish (conflict): a draft was written."""
+    result = RunResult(mode="deploy", notiflows=[
+        NotiflowOutcome("refused", Status.FAILED, "n/r", extra={"pushed": True}),
+        NotiflowOutcome("raced", Status.CONFLICT, "n/x", extra={"pushed": True}),
+        NotiflowOutcome("never", Status.FAILED, "n/n"),
+    ])
+    out = outputs_from_result(result, None)
+    assert json.loads(out["deployed"]) == ["refused", "raced"]
+    assert json.loads(out["changed"]) == ["refused", "raced"]
+    assert json.loads(out["conflicts"]) == ["raced"]
+
+
 def test_no_report_means_error() -> None:
     out = outputs_from_report(None, None)
     assert out["result"] == "error" and out["changed"] == "[]" and out["report-path"] == ""

@@ -127,10 +127,11 @@ def test_scheduled_and_dispatched_runs_are_no_false_conflict(
 
 def test_all_flag_with_base_keeps_that_base(emu: Emulator, cli: Cli, tmp_path: Path) -> None:
     repo = _server_one_commit_behind(tmp_path, cli)
-    base = repo.sha("HEAD~2")  # the server holds HEAD~1, not this: welcome is a conflict by the rule
+    base = repo.sha("HEAD~2")  # the server holds HEAD~1, not this base: the git history says it is ours
     run = cli("plan", repo.path, "--all", "--base", base)
     assert run.report["base"] == base
-    assert run.statuses == {"welcome": "conflict", "digest": "unchanged"}
+    assert run.statuses == {"welcome": "would-update", "digest": "unchanged"}
+    assert f"own revision from commit {repo.sha('HEAD~1')[:12]}" in run.by_handle["welcome"]["detail"]
 
 
 # ---- 4. a pull request behind its base branch ---------------------------------------------------

@@ -41,7 +41,8 @@ class RangeRequest:
     everything: bool
     reason: str
     kind: str
-    merge_commit: str | None = None  # pull_request: GITHUB_SHA, the test merge commit
+    # pull_request only: GITHUB_SHA, the test merge commit (pull_request_target checks out the base tip)
+    merge_commit: str | None = None
     ref: str | None = None  # the pushed ref, e.g. refs/heads/main
     default_branch: str | None = None  # repository.default_branch when the payload has it
     forced: bool = False
@@ -143,16 +144,19 @@ def range_request(
         head = _sha(_get(payload, "pull_request", "head", "sha"))
         number = _get(payload, "pull_request", "number") or _get(payload, "number")
         label = f"pull request #{number}" if isinstance(number, int) else "pull request"
+        # Only pull_request runs on a merge commit; pull_request_target's GITHUB_SHA is the base branch tip,
+        # whose first parent (when it is itself a merge) is an older base, not "ours".
+        merge = sha if name == "pull_request" else None
         if base is None or head is None:
             # Payload without the shas: fall back to the checked-out commit and its parent.
             keys = ("pull_request", "base", "sha") if base is None else ("pull_request", "head", "sha")
             return RangeRequest(
                 None, sha, False, f"{name} event: {_missing(payload, payload_problem, *keys)}; using HEAD~1..HEAD",
-                KIND_DEFAULT, merge_commit=sha, default_branch=default_branch,
+                KIND_DEFAULT, merge_commit=merge, default_branch=default_branch,
             )
         return RangeRequest(
             base, head, False, f"{label}: changes since the merge base of {base[:12]} and {head[:12]}",
-            KIND_PULL_REQUEST, merge_commit=sha, default_branch=default_branch,
+            KIND_PULL_REQUEST, merge_commit=merge, default_branch=default_branch,
         )
 
     if name == "push":

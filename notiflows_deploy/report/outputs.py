@@ -5,8 +5,10 @@ output         value
 =============  ==========================================================================
 result         the `result` word of CONTRACT section 3 (``success``, ``no-changes``, ...)
 changed        JSON array of handles with status created, updated, forced, published,
-               would-create or would-update (what a deploy writes or would write)
-deployed       JSON array: created, updated, forced, published (written to the server)
+               would-create or would-update (what a deploy writes or would write), and
+               every notiflow whose push wrote a draft (report field ``"pushed": true``)
+deployed       JSON array: created, updated, forced, published, and every other notiflow
+               whose push wrote a draft (``"pushed": true``: e.g. its publish then failed)
 conflicts      JSON array: conflict (not pushed; ``forced`` ones are in `deployed`)
 invalid        JSON array: invalid
 drifted        JSON array: undeployed, edited-remotely, repo-only, remote-only
@@ -39,6 +41,8 @@ OUTPUT_STATUSES: dict[str, frozenset[Status]] = {
     "drifted": DRIFT_STATUSES,
 }
 OUTPUT_NAMES = ("result", *OUTPUT_STATUSES, "report-path")
+# Outputs that also list a notiflow with `"pushed": true` whatever its final status: a draft was written.
+PUSHED_OUTPUTS = frozenset({"changed", "deployed"})
 
 
 class OutputError(ValueError):
@@ -51,7 +55,8 @@ def outputs_from_report(report: Mapping[str, Any] | None, report_path: str | Non
     entries = list(report.get("notiflows", [])) if report else []
     for name, statuses in OUTPUT_STATUSES.items():
         wanted = {s.value for s in statuses}
-        handles = [str(e.get("handle", "")) for e in entries if e.get("status") in wanted]
+        handles = [str(e.get("handle", "")) for e in entries
+                   if e.get("status") in wanted or (name in PUSHED_OUTPUTS and e.get("pushed") is True)]
         values[name] = json.dumps(handles, ensure_ascii=False)
     values["report-path"] = report_path or ""
     return values
