@@ -6,7 +6,8 @@ git directory for this process only (the checkout belongs to another uid than th
 root); the report goes to the runner's temp space, never into the workspace, under a name of its
 own for this step; the step outputs are written from this run's report after the run (or, when the
 run stopped before writing one, as `result=error` with empty arrays), with the report path as later
-steps see it; what git wrote under `.git` as root is given back to the checkout's owner.
+steps see it; what git wrote under `.git` as root is given back to the checkout's owner, and the
+report's directory to the owner of the runner's temp space.
 
 Every workflow command goes to stdout: the runner parses stdout and stderr with one command parser,
 so a command on stderr could land while a `::stop-commands::` fence on stdout is open and be lost.
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import traceback
 import uuid
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from notiflows_deploy.github.inputs import (
     to_argv,
     validate_only_message,
 )
-from notiflows_deploy.report.annotations import TITLE, annotation, stop_commands
+from notiflows_deploy.report.annotations import LEDGER, say_lines, stop_commands
 from notiflows_deploy.report.outputs import outputs_from_report, write_outputs
 
 REPORT_DIR = "notiflows-deploy"
@@ -173,6 +174,20 @@ def git_dir(toplevel: str) -> str | None:
     return target if os.path.isdir(target) else None
 
 
+def _give_back(paths: Iterable[str], owner: os.stat_result) -> tuple[int, int]:
+    """lchown each of `paths` that root owns to `owner`'s uid and gid: (changed, could not be)."""
+    changed = failed = 0
+    for path in paths:
+        try:
+            if os.lstat(path).st_uid != 0:
+                continue
+            os.lchown(path, owner.st_uid, owner.st_gid)
+            changed += 1
+        except OSError:
+            failed += 1
+    return changed, failed
+
+
 def restore_git_ownership(toplevel: str | None) -> tuple[int, int]:
     """Give what root created under `.git` (e.g. FETCH_HEAD, objects of a shallow-clone deepen) to
     the owner of `.git`, so later host steps (uid 1001) can still write the repository.
@@ -188,22 +203,33 @@ def restore_git_ownership(toplevel: str | None) -> tuple[int, int]:
     owner = os.lstat(directory)
     if owner.st_uid == 0:
         return 0, 0
-    changed = failed = 0
-    for base, dirs, files in os.walk(directory):
-        for name in (*dirs, *files):
-            path = os.path.join(base, name)
-            try:
-                if os.lstat(path).st_uid != 0:
-                    continue
-                os.lchown(path, owner.st_uid, owner.st_gid)
-                changed += 1
-            except OSError:
-                failed += 1
-    return changed, failed
+    walked = (os.path.join(base, name) for base, dirs, files in os.walk(directory) for name in (*dirs, *files))
+    return _give_back(walked, owner)
+
+
+def restore_report_ownership(report_path: str | None) -> tuple[int, int]:
+    """Give the report's directory, and what root wrote in it, to the owner of the directory it is
+    in (HOME=/github/home belongs to the runner user), so a self-hosted runner can clean its temp.
+
+    Only when running as root and that owner is another uid; only the directory's own entries are
+    touched (symlinks not followed). Returns (entries changed, entries that could not be).
+    """
+    if not report_path or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return 0, 0
+    directory = os.path.dirname(report_path)
+    try:
+        owner = os.lstat(os.path.dirname(directory))
+        names = os.listdir(directory)
+    except OSError:
+        return 0, 0
+    if owner.st_uid == 0:
+        return 0, 0
+    return _give_back([directory, *(os.path.join(directory, name) for name in names)], owner)
 
 
 def _say(kind: str, message: str) -> None:
-    print(annotation(kind, message, title=TITLE), flush=True)
+    """One annotation of this step (counted with the CLI's: GitHub keeps 10 of each kind per step)."""
+    print("\n".join(say_lines(kind, message, step=True)), flush=True)
 
 
 def _load_report(path: str) -> dict[str, Any] | None:
@@ -272,7 +298,8 @@ def run_step(env: MutableMapping[str, str], step: StepReport) -> int:
         return 1
     masking.mask(inputs.token)
     if inputs.validate_only_reason:
-        _say("warning", validate_only_message(inputs.validate_only_reason))
+        # A notice: the step still does what it can, and the warnings stay for the notiflows' own.
+        _say("notice", validate_only_message(inputs.validate_only_reason))
 
     # The checkout belongs to the host's runner user; we are root in the container.
     workspace = env.get("GITHUB_WORKSPACE") or os.getcwd()
@@ -318,6 +345,7 @@ def publish_outputs(step: StepReport) -> None:
 
 def main(env: MutableMapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
+    LEDGER.reset()  # a step of its own (also when tests call main several times in one process)
     # Mask first: nothing may print before the secrets are registered.
     masking.mask(get_input("token", env))
     masking.mask(get_input("github-token", env))
@@ -326,6 +354,10 @@ def main(env: MutableMapping[str, str] | None = None) -> int:
         return run_step(env, step)
     finally:
         publish_outputs(step)
+        if restore_report_ownership(step.path)[1]:
+            _say("warning", f"the report directory {step.shown and os.path.dirname(step.shown)} could not be "
+                            "given back to its owner; a self-hosted runner may not be able to clean it.")
+        LEDGER.reset()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from notiflows_deploy.model import NotiflowOutcome, Problem, RunResult
-from notiflows_deploy.redact import RedactingWriter, Redactor, printable
+from notiflows_deploy.redact import RedactingWriter, Redactor, defuse_legacy_commands, printable
 from notiflows_deploy.settings import Settings
 
 
@@ -79,9 +79,10 @@ class _RedactingLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def format(self, record: logging.LogRecord) -> str:
         # One line per record, always starting with our prefix: server text inside a message can never
-        # start a line of its own, so it cannot pass for a workflow command (`::error::...`).
+        # start a line of its own, so it cannot pass for a workflow command (`::error::...`), nor hold a
+        # legacy one (`##[error]`, parsed anywhere in a line).
         text = super().format(record).replace("\r", " ").replace("\n", " ")
-        return Redactor(self._secrets).text(text)
+        return defuse_legacy_commands(Redactor(self._secrets).text(text))
 
 
 def _log_to_stderr(secrets: Iterable[str]) -> None:
@@ -141,8 +142,8 @@ def deliver(result: RunResult, settings: Settings, redactor: Redactor) -> int:
     # Workflow commands go to stdout: the runner parses both pipes with one parser, so a command on
     # stderr can land while a ::stop-commands:: fence on stdout is open and be ignored.
     late = stdout if settings.format == "github" else cast(TextIO, RedactingWriter(sys.stderr, redactor))
-    for text in problems:
-        console.message("warning", redactor.text(text), settings.format, late)
+    for text in problems:  # printed outside any stop-commands fence: no `##[` command may ride along
+        console.message("warning", defuse_legacy_commands(redactor.text(text)), settings.format, late)
     late.flush()
     sys.stderr.flush()
     return int(result.exit_code)

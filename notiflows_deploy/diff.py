@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from notiflows_deploy import envsubst
 from notiflows_deploy.normalize import TOP_LEVEL_KEYS, normalize_content
+from notiflows_deploy.redact import variants
 
 INLINE_LIMIT = 80  # longer values (or any multi-line string) are shown as a unified diff
 MOVE_KEYS = frozenset({"position", "parent_step_handle", "branch_handle"})
@@ -393,7 +394,8 @@ def _ends(value: Any) -> str:
 
 
 def mask(text: str, secrets: Collection[str] = ()) -> str:
-    """Replace every occurrence of a secret value (and each line of a multi-line one) with ``***``."""
+    """Replace every occurrence of a secret value (and each line of a multi-line one, and the spellings
+    a server may echo it in: `redact.variants`) with ``***``."""
     needles: set[str] = set()
     for secret in secrets:
         if not secret:
@@ -402,6 +404,7 @@ def mask(text: str, secrets: Collection[str] = ()) -> str:
         escaped = json.dumps(secret, ensure_ascii=False)[1:-1]  # as it appears inside inline JSON values
         needles.add(escaped)
         needles.update(line for line in secret.splitlines() if line.strip())
+        needles.update(variants(secret))
     for needle in sorted(needles, key=len, reverse=True):
         text = text.replace(needle, "***")
     return text

@@ -16,8 +16,10 @@ not a class: the draft is what a deploy writes, so it is what drift compares.
 
 History stays cheap on long histories: it is read only for notiflows whose server content differs
 from head, in one `git log` over the notiflows directory for all of them (grouped by handle, stopped
-as soon as each has `bound` + 1 commits, and capped), and each (commit, handle) payload is loaded
-once. A shallow clone is deepened from `origin` when a search ran into its boundary.
+as soon as each has `bound` + 2 commits, and capped), and each (commit, handle) payload is loaded
+once. A bound (`--history-depth`) of N searches the revision at head plus the N before it, so a
+server `commits_behind: N` is found with N; 0 searches no history. A shallow clone is deepened
+from `origin` when a search ran into its boundary.
 
 `classify` is pure (fakes in, outcome out); `run_drift` does the reading: one paged listing, head
 loads, and one bounded-concurrency GET per repo notiflow that exists on the server.
@@ -27,22 +29,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from notiflows_deploy.api.errors import ApiError
 from notiflows_deploy.api.models import NotiflowSummary, RemoteNotiflow
 from notiflows_deploy.api.ratelimit import run_bounded
-from notiflows_deploy.diff import semantic_diff
+from notiflows_deploy.diff import SecretPath, semantic_diff
 from notiflows_deploy.errors import GitError
 from notiflows_deploy.files import Tree
 from notiflows_deploy.loader import DocumentChecker, LoadedNotiflow, list_handles, load_notiflow
 from notiflows_deploy.model import NotiflowOutcome, Problem, Status
 from notiflows_deploy.normalize import content_from_payload, content_from_remote, same_content
-from notiflows_deploy.secretpaths import old_values
+from notiflows_deploy.secretpaths import SecretSinkLike, candidate_templates, learn, old_values
 
-DEFAULT_HISTORY_BOUND = 50
+DEFAULT_HISTORY_BOUND = 50  # revisions behind head searched per notiflow, besides the one at head
 NOTIFLOW_FILE = "notiflow.json"
 # The one history pass reads at most bound * WALK_FACTOR commits touching the notiflows directory.
 WALK_FACTOR = 200
@@ -51,7 +53,7 @@ DEEPEN_START = 64
 DEEPEN_ROUNDS = 4
 FETCH_DEPTH_FIX = "set `fetch-depth: 0` on actions/checkout"
 
-# Why a notiflow's history search stopped before `bound` commits (HistoryLookup.cut).
+# Why a notiflow's history search stopped before the searched commits (HistoryLookup.cut).
 CUT_SHALLOW = "shallow"  # at a shallow clone's boundary
 CUT_CAPPED = "capped"  # at the pass's commit cap
 
@@ -75,11 +77,13 @@ _RANK = {status: i for i, status in enumerate(CLASS_ORDER)}
 class Revision:
     """The notiflow at one commit that touched its directory. `behind`: how many commits touching
     the notiflow came after it (0 = the newest one). `payload` is None where the notiflow was
-    missing or unreadable at that commit."""
+    missing or unreadable at that commit. `secret_templates`: the fields it fills from variables, with
+    their raw texts (loader.LoadedNotiflow.secret_templates), so a diff masks them on every side."""
 
     commit: str
     behind: int
     payload: dict[str, Any] | None
+    secret_templates: Mapping[SecretPath, tuple[str, ...]] = field(default_factory=dict, compare=False)
 
 
 def _no_count(_commit: str) -> int | None:
@@ -90,12 +94,22 @@ def _no_cut() -> str | None:
     return None
 
 
+def _no_templates(_commit: str) -> Mapping[SecretPath, tuple[str, ...]]:
+    return {}
+
+
+def revisions_searched(bound: int) -> int:
+    """Revisions a bound of N searches: the one at head (0 behind) and the N before it; none for 0."""
+    return bound + 1 if bound > 0 else 0
+
+
 class HistoryLookup:
-    """Older revisions of one notiflow, newest first, loaded lazily and at most `bound` of them.
+    """Revisions of one notiflow, newest first, loaded lazily: the one at head and at most `bound`
+    older ones (`revisions_searched`), so a revision `bound` commits behind head is still found.
 
     `commits` is called on the first iteration only (so git runs only for notiflows that differ
-    from the server); it may return more than `bound` shas, which tells that the history goes
-    further back than what is searched. `load(commit)` gives the payload at that commit.
+    from the server); it may return more shas than are searched, which tells that the history goes
+    further back. `load(commit)` gives the payload at that commit.
     `cut()` (asked after `commits`) says why the list may stop short of the real history
     (`CUT_SHALLOW`, `CUT_CAPPED`, or None); `shallow=True` says so for a shallow clone up front.
     `commits_since(commit)` counts every commit from there to head (None: unknown).
@@ -110,6 +124,7 @@ class HistoryLookup:
         shallow: bool = False,
         cut: Callable[[], str | None] = _no_cut,
         commits_since: Callable[[str], int | None] = _no_count,
+        templates: Callable[[str], Mapping[SecretPath, tuple[str, ...]]] = _no_templates,
     ) -> None:
         if bound < 0:
             raise ValueError("bound must not be negative")
@@ -119,6 +134,8 @@ class HistoryLookup:
         self._commits_fn = commits
         self._load = load
         self.commits_since = commits_since
+        self._templates = templates  # commit -> the revision's secret locations (Revision.secret_templates)
+        self.seen: dict[str, Revision] = {}  # every revision yielded, by commit (their secrets mask diffs)
         self._commits: list[str] | None = None
         self.searched = 0  # revisions yielded so far
 
@@ -142,17 +159,20 @@ class HistoryLookup:
     def truncated(self) -> bool:
         """May the notiflow's history go further back than what is searched? (Lists the commits.)"""
         listed = self._list()
-        return self.shallow or self._cut_reason() is not None or len(listed) > self.bound
+        return self.shallow or self._cut_reason() is not None or len(listed) > revisions_searched(self.bound)
 
     @property
     def available(self) -> int:
         """Commits touching the notiflow within the bound."""
-        return min(len(self._list()), self.bound)
+        return min(len(self._list()), revisions_searched(self.bound))
 
     def __iter__(self) -> Iterator[Revision]:
-        for index, commit in enumerate(self._list()[: self.bound]):
+        for index, commit in enumerate(self._list()[: revisions_searched(self.bound)]):
             self.searched = max(self.searched, index + 1)
-            yield Revision(commit=commit, behind=index, payload=self._load(commit))
+            revision = Revision(commit=commit, behind=index, payload=self._load(commit),
+                                secret_templates=self._templates(commit))
+            self.seen[commit] = revision
+            yield revision
 
     @staticmethod
     def empty() -> HistoryLookup:
@@ -195,10 +215,13 @@ class GitHistory:
 
     One `git log` over ``<project_prefix>/<notiflows_root>`` serves every notiflow: commits are
     grouped by the handle directories they touch, and the walk stops once every wanted handle
-    (`want`) has `bound` + 1 commits (the extra one only tells the search was cut short), at the
+    (`want`) has `bound` + 2 commits (head's, `bound` older ones, and one that only tells the search
+    was cut short), at the
     end of the history, or after `max_walk` commits. A handle the pass did not cover gets a pass
     of its own. Each revision is loaded once per (commit, handle), trees cached per commit, without
     schema checks: only its payload matters. `deepen` fetches more of a shallow clone's history.
+    The environment values a revision substitutes go into `secrets` (when given) as it is loaded,
+    and its secret locations travel with it (`Revision.secret_templates`).
     """
 
     def __init__(
@@ -213,8 +236,10 @@ class GitHistory:
         bound: int = DEFAULT_HISTORY_BOUND,
         shallow: bool | None = None,
         max_walk: int | None = None,
+        secrets: SecretSinkLike | None = None,
     ) -> None:
         self.git = git
+        self.secrets = secrets
         self.head = head
         self.project_prefix = project_prefix
         self.notiflows_root = notiflows_root
@@ -229,6 +254,7 @@ class GitHistory:
         self._capped = False  # the last pass stopped at max_walk
         self._trees: dict[str, Tree] = {}
         self._payloads: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._templates: dict[tuple[str, str], Mapping[SecretPath, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
         self._walk_lock = threading.Lock()
         self.log_calls = 0  # for tests and the benchmark: history must stay cheap (git log processes)
@@ -248,12 +274,12 @@ class GitHistory:
         self._wanted.update(handles)
 
     def _covered(self, handle: str) -> bool:
-        return self._walked_all or self._capped or len(self._found.get(handle, ())) > self.bound
+        return self._walked_all or self._capped or len(self._found.get(handle, ())) > revisions_searched(self.bound)
 
     def _walk(self, wanted: set[str]) -> None:
-        """One pass from head: up to `bound` + 1 commits for every handle, stopping as early as allowed."""
+        """One pass from head: the searched commits and one more for each handle, stopping as early as allowed."""
         self.log_calls += 1
-        limit = self.bound + 1
+        limit = revisions_searched(self.bound) + 1
         found: dict[str, list[str]] = {}
         pending = set(wanted)
         walked, ended = 0, True
@@ -286,8 +312,8 @@ class GitHistory:
             return list(self._found.get(handle, ()))
 
     def cut(self, handle: str) -> str | None:
-        """Why `handle`'s list may stop before `bound` commits although older ones exist."""
-        if len(self._found.get(handle, ())) > self.bound:
+        """Why `handle`'s list may stop before the searched commits although older ones exist."""
+        if len(self._found.get(handle, ())) > revisions_searched(self.bound):
             return None  # the bound itself cut it, which the lookup sees from the list
         if self._capped and not self._walked_all:
             return CUT_CAPPED
@@ -331,16 +357,29 @@ class GitHistory:
                 tree = self._trees.get(commit)
                 if tree is None:
                     tree = self._trees[commit] = self.git.tree_at(commit, self.project_prefix)
-                payload = load_notiflow(tree, notiflows_root=self.notiflows_root, handle=handle, env=self.env,
-                                        checker=None, display_prefix=self.display_prefix).payload
+                loaded = load_notiflow(tree, notiflows_root=self.notiflows_root, handle=handle, env=self.env,
+                                       checker=None, display_prefix=self.display_prefix)
             except GitError:
-                payload = None  # an unreadable old commit only narrows the search
+                loaded = None  # an unreadable old commit only narrows the search
+            payload = loaded.payload if loaded is not None else None
+            if loaded is not None and payload is not None:
+                # A revision compared with the server is a side of its diff: its values are secrets too.
+                self._templates[key] = loaded.secret_templates
+                if self.secrets is not None:
+                    self.secrets.update(loaded.secret_values)
             self._payloads[key] = payload
             return payload
 
+    def templates_at(self, commit: str, handle: str) -> Mapping[SecretPath, tuple[str, ...]]:
+        """The secret locations of `handle` at `commit` with their raw texts (loading it if needed)."""
+        self.payload_at(commit, handle)
+        with self._lock:
+            return self._templates.get((commit, handle), {})
+
     def __call__(self, handle: str) -> HistoryLookup:
         return HistoryLookup(lambda: self.commits(handle), lambda c: self.payload_at(c, handle), bound=self.bound,
-                             cut=lambda: self.cut(handle), commits_since=self.commits_since)
+                             cut=lambda: self.cut(handle), commits_since=self.commits_since,
+                             templates=lambda c: self.templates_at(c, handle))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,17 +468,23 @@ def _with_remote(outcome: NotiflowOutcome, remote: RemoteNotiflow) -> NotiflowOu
     return outcome
 
 
-def _diff(remote_content: dict[str, Any], head: LoadedNotiflow) -> tuple[str, str]:
+def _diff(remote_content: dict[str, Any], head: LoadedNotiflow, revisions: Iterable[Revision] = ()) -> tuple[str, str]:
     """(rendered diff server -> head, one-line summary), secrets of head masked.
 
-    Head's secret locations are masked on the server side too: after a rotation the server still holds
-    the old value, which the value-based masking no longer knows. A side whose value fits head's raw text
-    of the field shows that text with only the variables masked.
+    The secret locations of head and of the history `revisions` compared with the server are masked on
+    both sides: after a rotation the server still holds the old value, which the value-based masking no
+    longer knows, also where head stopped using the variable. A side whose value fits a raw text of the
+    field (see `secretpaths.candidate_templates`) shows that text with only the variables masked.
     """
     assert head.payload is not None
     diff = semantic_diff(remote_content, content_from_payload(head.payload), old_label="server", new_label="repo",
-                         secret_paths=head.secret_templates)
+                         secret_paths=candidate_templates(head, others=revisions))
     return diff.render(secrets=head.secret_values), diff.summary()
+
+
+def _deployed(history: HistoryLookup, remote_content: Mapping[str, Any]) -> Revision | None:
+    """The newest revision of `history` whose content the server holds (the search stops there)."""
+    return next((r for r in history if r.payload is not None and same_content(r.payload, remote_content)), None)
 
 
 def _author(remote: RemoteNotiflow) -> str:
@@ -519,11 +564,10 @@ def classify(
                                   detail="The server's current version holds the repo's content.")
         return _with_remote(outcome, remote)
 
-    diff, changes = _diff(remote_content, head)
-    if remote.current_version is not None:
-        for revision in history:
-            if revision.payload is not None and same_content(revision.payload, remote_content):
-                return _with_remote(_undeployed(handle, head, revision, history, diff, changes), remote)
+    deployed = _deployed(history, remote_content) if remote.current_version is not None else None
+    diff, changes = _diff(remote_content, head, history.seen.values())  # every revision compared is a side
+    if deployed is not None:
+        return _with_remote(_undeployed(handle, head, deployed, history, diff, changes), remote)
 
     sentence = _never_had(history, remote)
     author = _author(remote)
@@ -569,6 +613,16 @@ def _differing(heads: Mapping[str, LoadedNotiflow], remotes: Mapping[str, Remote
         if not same_content(loaded.payload, content_from_remote(remote)):
             found.append(handle)
     return found
+
+
+def _learn_old_values(secrets: SecretSinkLike, head: LoadedNotiflow, remote: RemoteNotiflow | None,
+                      history: HistoryLookup) -> None:
+    """What the server holds for the variables of head and of the revisions compared (a rotation, or a
+    field head no longer fills from its variable), read out of its text: redacted, never announced."""
+    if remote is None or not head.ok or head.payload is None:
+        return
+    templates = candidate_templates(head, others=history.seen.values())
+    learn(secrets, old_values(templates, content_from_remote(remote))[0])
 
 
 def _cut_by_shallow(compared: Mapping[str, NotiflowOutcome], lookups: Mapping[str, HistoryLookup]) -> list[str]:
@@ -629,6 +683,23 @@ def run_notes(outcomes: Sequence[NotiflowOutcome]) -> list[str]:
             f"{_plural(len(drafts), 'notiflow')} ({shown})"]
 
 
+def _listed(listing: Future[list[NotiflowSummary]], failures: list[str] | None) -> dict[str, NotiflowSummary] | None:
+    """The server's notiflows by handle; None when the listing failed and `failures` took the reason
+    (without `failures` the failure raises: that caller cannot carry it)."""
+    try:
+        return {s.handle: s for s in listing.result()}
+    except ApiError as exc:
+        if failures is None:
+            raise
+        failures.append(f"listing the server's notiflows failed: {exc}")
+        return None
+
+
+def listing_failed_note(failures: Sequence[str]) -> str:
+    return (f"{failures[-1]}; every repo notiflow was compared with its own GET, but notiflows on the server "
+            "that the repo lacks (remote-only) could not be looked for")
+
+
 def run_drift(
     *,
     repo_tree: Tree,
@@ -644,26 +715,31 @@ def run_drift(
     checker: DocumentChecker | None = None,
     secrets: set[str] | None = None,
     notes: list[str] | None = None,
+    failures: list[str] | None = None,
 ) -> list[NotiflowOutcome]:
     """Classify every notiflow of the repo at head and every notiflow on the server.
 
     Reads only: one paged listing (overlapped with loading the repo), then one GET per repo
     notiflow that is valid and listed, at most `concurrency` at a time (the client's shared gate
-    and retries absorb 429s). A listing failure raises (nothing can be classified without it); a
-    failed GET makes that notiflow ``failed`` and the others carry on.
+    and retries absorb 429s). A failed GET makes that notiflow ``failed`` and the others carry on.
+    A failed listing is an API failure of the run: with `failures` given it is appended there (the
+    caller makes the run ``failed``), every valid repo notiflow is compared with its own GET (a 404
+    is ``repo-only``), and a note says remote-only notiflows could not be looked for; without
+    `failures` it raises.
 
     History: `git_history_fn(handle)`, else a `GitHistory` over `repo` at `head` searching
     `history_depth` commits per notiflow (0: none), else none (every difference is
     ``edited-remotely``). A `GitHistory` gets the differing handles up front (one git pass for all)
     and deepens a shallow clone from origin when a search ran into its boundary.
-    Every environment value substituted at head, and every value the server holds for those variables
-    (read out of its text where it fits head's; see `secretpaths`), is added to `secrets` (when given)
-    so the caller can mask it; secret values never travel inside the outcomes. Run-level facts
+    Every environment value substituted at head or in a history revision compared, and every value the
+    server holds for those variables (read out of its text where it fits their raw texts; see
+    `secretpaths`; learned, not announced), is added to `secrets` (when given) so the caller can mask
+    it; secret values never travel inside the outcomes. Run-level facts
     (shallow clone, unpublished drafts) are appended to `notes` when given.
     """
     if git_history_fn is None and repo is not None and head is not None:
         git_history_fn = GitHistory(repo, head=head, project_prefix=display_prefix, notiflows_root=notiflows_root,
-                                    env=env, display_prefix=display_prefix, bound=history_depth)
+                                    env=env, display_prefix=display_prefix, bound=history_depth, secrets=secrets)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nfd-list") as background:
         listing = background.submit(client.list_notiflows)
         handles = list_handles(repo_tree, notiflows_root)
@@ -672,9 +748,13 @@ def run_drift(
                              display_prefix=display_prefix)
             for h in handles
         }
-        summaries = {s.handle: s for s in listing.result()}
+        listed = _listed(listing, failures)
+    summaries = listed if listed is not None else {}
+    if listed is None and notes is not None and failures:
+        notes.append(listing_failed_note(failures))
 
-    wanted = [h for h in handles if h in summaries and heads[h].ok and heads[h].payload is not None]
+    wanted = [h for h in handles
+              if (listed is None or h in summaries) and heads[h].ok and heads[h].payload is not None]
     fetched = dict(zip(wanted, run_bounded(client.get_notiflow, wanted, concurrency), strict=True))
 
     outcomes: list[NotiflowOutcome] = []
@@ -693,8 +773,6 @@ def run_drift(
         remotes[handle] = remote
         if secrets is not None:
             secrets.update(loaded.secret_values)
-            if remote is not None and loaded.ok:  # what the server holds for head's variables (a rotation)
-                secrets.update(old_values(loaded.secret_templates, content_from_remote(remote))[0])
 
     git_history = git_history_fn if isinstance(git_history_fn, GitHistory) else None
     if git_history is not None:
@@ -704,6 +782,9 @@ def run_drift(
     compared = {handle: classify(handle, heads[handle], remotes[handle], lookups[handle]) for handle in remotes}
     if git_history is not None:
         _search_deeper(git_history, heads, remotes, compared, lookups)
+    if secrets is not None:
+        for handle, lookup in lookups.items():
+            _learn_old_values(secrets, heads[handle], remotes[handle], lookup)
     outcomes.extend(compared.values())
 
     base = _join(display_prefix, notiflows_root)

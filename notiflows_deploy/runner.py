@@ -49,13 +49,16 @@ class SecretSink(set[str]):
     """The run's secret values. Adding one reports it at once (to mask it before anything prints).
 
     `policy` drops values that are public anyway (see `redact.SecretPolicy`); `add_always` is for
-    the token, which is a secret whatever it looks like.
+    the token, which is a secret whatever it looks like. `learn` takes values read out of the
+    server's text (a rotated secret's old value): they are redacted like the others but never
+    reported, since whoever edits the server's text would otherwise choose what the job masks.
     """
 
     def __init__(self, on_new: Callable[[list[str]], object] | None = None,
                  policy: SecretPolicy | None = None) -> None:
         super().__init__()
         self._on_new = on_new
+        self._reported: set[str] = set()  # learned values are members without being reported
         self.policy = policy if policy is not None else SecretPolicy()
 
     def update(self, *others: Iterable[str]) -> None:
@@ -67,8 +70,16 @@ class SecretSink(set[str]):
     def add_always(self, value: str) -> None:
         self._take({value} if value else set())
 
+    def learn(self, *others: Iterable[str]) -> None:
+        """Redact these values too, without reporting them (see the class docstring)."""
+        from notiflows_deploy.redact import LEARNED_MIN_LENGTH
+
+        super().update(v for values in others for v in values
+                       if len(v.strip()) >= LEARNED_MIN_LENGTH and self.policy.is_secret(v))
+
     def _take(self, values: set[str]) -> None:
-        new = sorted(values - self)
+        new = sorted(values - self._reported)
+        self._reported.update(new)
         super().update(new)
         if new and self._on_new is not None:
             self._on_new(new)
@@ -338,7 +349,11 @@ def handles_in_scope(ctx: Context) -> tuple[list[str], list[str]]:
 
     if ctx.everything:
         return list_handles(ctx.head_tree, ctx.notiflows_root), sorted(ctx.removed)
-    return sorted(ctx.changed - ctx.removed), sorted(ctx.removed)
+    # notiflow.json gone but the directory still there (misnamed, say): loaded, so reported invalid.
+    present = {h for h in ctx.removed
+               if ctx.head_tree.kind(posixpath.join(ctx.notiflows_root, h)) is EntryKind.DIR}
+    gone = ctx.removed - present
+    return sorted((ctx.changed | present) - gone), sorted(gone)
 
 
 def removed_outcome(
@@ -430,9 +445,9 @@ def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> lis
 
     handles, removed = handles_in_scope(ctx)
     loaded = {h: ctx.load(ctx.head_tree, h) for h in handles}
-    base_tree = (
-        ctx.repo.tree_at(ctx.base_sha, ctx.prefix) if ctx.repo is not None and ctx.base_sha is not None else None
-    )
+    base = base_side(ctx)
+    base_tree, base_root = base.tree, base.root
+    result.notes.extend(base.notes)
     ours_trees = OursTrees(ctx)
     need_remote = [h for h in handles if loaded[h].ok] + removed
     remotes = dict(zip(need_remote, bounded_map(client.get_notiflow, need_remote, ctx.settings.concurrency),
@@ -447,7 +462,7 @@ def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> lis
             continue
         base_loaded = None
         if base_tree is not None and item.ok:
-            base_loaded = load_unchecked(ctx, base_tree, ctx.base_root, handle)
+            base_loaded = load_unchecked(ctx, base_tree, base_root, handle)
         base_payload = base_loaded.payload if base_loaded is not None else None
         secret_paths: Collection[SecretPath] = item.secret_paths
         if item.ok and (item.substituted_paths or (base_loaded is not None and base_loaded.substituted_paths)):
@@ -470,7 +485,47 @@ def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> lis
     result.notiflows.extend(failed)
     plan = [plan_one(i) for i in items]
     explain_stale_conflicts(ctx, plan)
+    explain_env_conflicts(ctx, plan, base_tree, base_root)
+    if base.missing_note and any(i.action is Status.CONFLICT and i.base_payload is None for i in plan):
+        result.notes.append(base.missing_note)
     return plan
+
+
+@dataclass
+class BaseSide:
+    """Where the base commit's notiflows are read: its tree at the project's directory there, the notiflows
+    root in it (None: the current one), run notes, and a note to add should a conflict lack a base."""
+
+    tree: Tree | None = None
+    root: str | None = None
+    notes: list[str] = field(default_factory=list)
+    missing_note: str = ""
+
+
+def base_side(ctx: Context) -> BaseSide:
+    """The base tree at head's project directory; when notiflows.json is not there at the base, the
+    directory it was renamed from (the project moved in the range), else a note naming the cause."""
+    repo, base, head = ctx.repo, ctx.base_sha, ctx.head_sha
+    if repo is None or base is None:
+        return BaseSide()
+    tree = repo.tree_at(base, ctx.prefix)
+    if tree.kind(CONFIG_NAME) is not EntryKind.MISSING or head is None:
+        return BaseSide(tree, ctx.base_root)
+    where = ctx.display(CONFIG_NAME)
+    old = repo.renamed_from(base, head, where)
+    if old is None:
+        return BaseSide(tree, ctx.base_root, missing_note=(
+            f"{where} does not exist at the base commit {base[:12]} (the project is new there, or moved without git"
+            " seeing a rename), so no base content can make the server's content ours. If the server holds"
+            " the content from before a move, pass --base <a commit after the move> (one whose notiflows the"
+            " server holds), or check the plan and deploy with --force."))
+    old_prefix = posixpath.dirname(old)
+    old_prefix = f"{old_prefix}/" if old_prefix else ""
+    moved = repo.tree_at(base, old_prefix)
+    root = notiflows_root_at(moved, ctx.notiflows_root, base, [])
+    note = (f"the project moved in this range: {old} at the base commit {base[:12]} is {where} at head; the base"
+            f" commit's notiflows are read from {posixpath.join(old_prefix, root)}/")
+    return BaseSide(moved, root, [note])
 
 
 def load_unchecked(ctx: Context, tree: Tree, root: str | None, handle: str) -> LoadedNotiflow:
@@ -509,12 +564,12 @@ def other_ours(
     trees: OursTrees,
 ) -> tuple[KnownContent, ...]:
     """The handle's content at ctx.also_ours, read only when the server is not already ours or equal."""
-    from notiflows_deploy.normalize import content_from_remote, same_content
+    from notiflows_deploy.normalize import content_from_remote, equal_content
     from notiflows_deploy.planner import KnownContent, is_ours
 
     if not ctx.also_ours or remote is None or item.payload is None or not item.ok:
         return ()
-    if same_content(item.payload, content_from_remote(remote)) or is_ours(
+    if equal_content(item.payload, content_from_remote(remote)) or is_ours(
             remote, meta_sha=item.meta_sha, base_payload=base_payload):
         return ()
     found = []
@@ -526,16 +581,17 @@ def other_ours(
 
 
 def explain_stale_conflicts(ctx: Context, plan: list[Any]) -> None:
-    """Say so when a conflict is only the repo's own older revision (an earlier deploy failed).
-
-    The rule of CONTRACT section 7 still makes it a conflict (a dashboard rollback to an old
-    revision looks the same), but the user learns which commit the server holds and how to
-    catch up, instead of a vague "changed outside git". Only conflicts pay for the history search.
+    """A conflict whose server content is this repo's own revision (from its git history, at most
+    --history-depth commits touching the notiflow) is ours after all: it becomes would-update, from that
+    revision (`planner.adopt_revision`). An earlier deploy failed, or its pending run was dropped for a
+    newer one; only content the repo never had stays a conflict. Only conflicts pay for the search,
+    one history pass serving them all.
     """
     from notiflows_deploy.drift import GitHistory
-    from notiflows_deploy.normalize import content_from_remote, same_content
+    from notiflows_deploy.normalize import content_from_remote, equal_content
+    from notiflows_deploy.planner import adopt_revision
 
-    conflicts = [i for i in plan if i.action is Status.CONFLICT and i.remote is not None]
+    conflicts = [i for i in plan if i.action is Status.CONFLICT and i.remote is not None and i.payload is not None]
     if not conflicts or ctx.repo is None or ctx.head_sha is None:
         return
     history = GitHistory(
@@ -547,16 +603,33 @@ def explain_stale_conflicts(ctx: Context, plan: list[Any]) -> None:
     for item in conflicts:
         server = content_from_remote(item.remote)
         for revision in history(item.handle):
-            if revision.behind == 0 or revision.payload is None:
-                continue  # the newest revision is head itself
-            if same_content(revision.payload, server):
-                short = revision.commit[:12]
-                item.notes.append(
-                    f"The server holds this repo's own revision from commit {short} ({revision.behind} "
-                    "commits touching this notiflow before head), so an earlier deploy probably failed or "
-                    f"was skipped. To push every change since then: deploy --base {short} (or --force)."
-                )
+            if revision.payload is not None and equal_content(revision.payload, server):
+                # Loaded again through ctx: its variables' values join the secrets before any view shows it.
+                again = ctx.load(ctx.repo.tree_at(revision.commit, ctx.prefix), item.handle, validate=False)
+                adopt_revision(item, again.payload or revision.payload, commit=revision.commit,
+                               behind=revision.behind)
                 break
+
+
+def explain_env_conflicts(ctx: Context, plan: list[Any], base_tree: Tree | None, base_root: str | None) -> None:
+    """Say so when a conflict is only environment values: the server equals the base commit's content as
+    written except in strings holding `${NAME}`, where the server's text fits (a rotated secret, a renamed
+    variable). Not overwritten: a dashboard edit of such a field looks the same."""
+    from notiflows_deploy.loader import load_notiflow
+    from notiflows_deploy.normalize import content_from_remote, variables_only_difference
+    from notiflows_deploy.planner import env_conflict
+
+    if base_tree is None:
+        return
+    env = ctx.settings.env
+    for item in plan:
+        if item.action is not Status.CONFLICT or item.remote is None:
+            continue
+        raw = load_notiflow(base_tree, notiflows_root=base_root or ctx.notiflows_root, handle=item.handle, env=env,
+                            display_prefix=ctx.prefix, substitute=False).payload
+        names = variables_only_difference(raw, content_from_remote(item.remote), env) if raw is not None else None
+        if names:
+            env_conflict(item, names, unset=[n for n in names if n not in env])
 
 
 def api_failure(ctx: Context, handle: str, exc: NotiflowsDeployError, doing: str) -> NotiflowOutcome:

@@ -524,6 +524,9 @@ def test_push_deploy(box: Container, emulator: Any) -> None:
     # The file is where the host sees /github/home: <RUNNER_TEMP>/_github_home/...
     report_file = step.report_file(box)
     assert report_file.stat().st_mode & 0o004  # root wrote it; the runner user (1001) must read it
+    # ... and, like everything in the runner's temp, own it (a self-hosted runner deletes it later).
+    for path in (report_file.parent, report_file):
+        assert (path.stat().st_uid, path.stat().st_gid) == (RUNNER_UID, RUNNER_GID), path
     report = json.loads(report_file.read_text())
     assert report["mode"] == "deploy" and report["result"] == "success" and report["head"] == after
     statuses = {n["handle"]: n["status"] for n in report["notiflows"]}
@@ -589,6 +592,22 @@ def test_bad_input_is_one_error_line(box: Container) -> None:
     assert "concurrency" in errors[0]
     assert not any("Traceback" in ln for ln in log)
     assert step.err == ""
+
+
+def test_a_run_that_stops_early_is_one_error_annotation(box: Container, emulator: Any) -> None:
+    """A wrong token stops the run before any notiflow: the reason is an ::error, not only log text."""
+    sha = new_repo(box).sha()
+    chown_tree(box.workspace)
+    event = {"ref": "refs/heads/main", "before": sha, "after": sha, "created": False, "deleted": False,
+             "forced": False, "repository": {"default_branch": "main", "full_name": "octo/app"}}
+    step = run_action(box, event_name="push", event=event, sha=sha, ref="refs/heads/main",
+                      with_={"mode": "plan", "token": "nf_at_wrong_token_123", "project": "demo",
+                             "api-url": emulator.base_url})
+    assert step.code == 1
+    errors = [c for c in commands_outside_fences(step.out) if c.startswith("::error")]
+    assert len(errors) == 1, step.out
+    assert errors[0].startswith("::error title=notiflows-deploy%3A stopped::Authentication required")
+    assert "file=" not in errors[0] and step.outputs()["result"] == "error"
 
 
 SECRET_TOKEN = "nf_at_c0nta1ner_S3CRET_t0ken_7f3e"

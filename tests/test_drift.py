@@ -151,11 +151,24 @@ def test_edited_remotely_says_the_bound_honestly() -> None:
     hist = Counting(revisions, bound=4)
     out = classify("welcome", head("welcome", payload("<p>r0</p>")), remote("welcome", payload("<p>r5</p>")),
                    hist.lookup)
-    # r5 exists in history, but beyond the bound: edited-remotely, and the detail says "within the last 4".
+    # r5 is 5 behind head, beyond a bound of 4 (head's revision and the 4 before it): edited-remotely,
+    # and the detail says "within the last 5".
     assert out.status is Status.EDITED_REMOTELY
-    assert "within the last 4 commits touching this notiflow" in out.detail
+    assert "within the last 5 commits touching this notiflow" in out.detail
     assert out.extra["history_complete"] is False
-    assert hist.loaded == ["c00", "c01", "c02", "c03"]
+    assert hist.loaded == ["c00", "c01", "c02", "c03", "c04"]
+
+
+@pytest.mark.parametrize("behind", [1, 2, 3])
+def test_a_bound_of_n_finds_a_revision_n_commits_behind_head(behind: int) -> None:
+    """--history-depth N searches N commits behind head (the one at head plus N older ones)."""
+    revisions: list[tuple[str, dict[str, Any] | None]] = [(f"c{i:02d}", payload(f"<p>r{i}</p>")) for i in range(6)]
+    server = remote("welcome", payload(f"<p>r{behind}</p>"))
+    found = classify("welcome", head("welcome", payload("<p>r0</p>")), server, Counting(revisions, bound=behind).lookup)
+    assert found.status is Status.UNDEPLOYED and found.extra["commits_behind"] == behind
+    short = classify("welcome", head("welcome", payload("<p>r0</p>")), server,
+                     Counting(revisions, bound=behind - 1).lookup)
+    assert short.status is Status.EDITED_REMOTELY
 
 
 def test_edited_remotely_without_history() -> None:
@@ -478,3 +491,42 @@ def test_run_drift_notes_count_unpublished_drafts(tmp_path: Path) -> None:
     run_drift(repo_tree=WorkTree(tmp_path), notiflows_root=".notiflows/notiflows", env={},
               client=FakeClient({"live": remote("live", payload(), published=3)}), git_history_fn=None, notes=quiet)
     assert quiet == []
+
+
+class ListingDown(FakeClient):
+    """The listing fails after retries; GETs of single notiflows still answer."""
+
+    def list_notiflows(self, limit: int = 100) -> list[NotiflowSummary]:
+        self.lists += 1
+        raise ServerError("Service unavailable", code="unavailable", status=503, method="GET", url="/x/notiflows")
+
+
+def test_a_failed_listing_still_classifies_every_repo_notiflow(tmp_path: Path) -> None:
+    write_notiflow(tmp_path, "same", "<p>v1</p>")
+    write_notiflow(tmp_path, "fresh", "<p>v1</p>")
+    write_notiflow(tmp_path, "flaky", "<p>v1</p>")
+    write_notiflow(tmp_path, "broken", "<p>v1</p>")
+    (tmp_path / ".notiflows/notiflows/broken/notiflow.json").write_text("{not json")
+    client = ListingDown({"same": remote("same", payload()), "flaky": remote("flaky", payload()),
+                          "dash-only": remote("dash-only", payload())}, failing={"flaky"})
+    notes: list[str] = []
+    failures: list[str] = []
+    outs = run_drift(repo_tree=WorkTree(tmp_path), notiflows_root=".notiflows/notiflows", env={},
+                     client=client, notes=notes, failures=failures)
+    # Each valid repo notiflow is compared with its own GET (a 404 is repo-only); remote-only
+    # notiflows cannot be known without the listing, and a note says so.
+    assert {o.handle: o.status for o in outs} == {
+        "same": Status.IN_SYNC, "fresh": Status.REPO_ONLY, "flaky": Status.FAILED, "broken": Status.INVALID,
+    }
+    assert sorted(client.gets) == ["flaky", "fresh", "same"]
+    assert failures == ["listing the server's notiflows failed: Service unavailable [503 unavailable] "
+                        "GET /x/notiflows"]
+    (note,) = [n for n in notes if "listing" in n]
+    assert note.startswith(failures[0]) and "remote-only" in note and "could not be looked for" in note
+
+
+def test_a_failed_listing_raises_for_a_caller_that_cannot_carry_it(tmp_path: Path) -> None:
+    write_notiflow(tmp_path, "same", "<p>v1</p>")
+    client = ListingDown({"same": remote("same", payload())})
+    with pytest.raises(ServerError, match="Service unavailable"):
+        run_drift(repo_tree=WorkTree(tmp_path), notiflows_root=".notiflows/notiflows", env={}, client=client)

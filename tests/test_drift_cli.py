@@ -21,6 +21,7 @@ def test_history_depth_zero_means_no_history_search(tmp_path: Path) -> None:
         repo.commit("one v2")
         searched = cli("drift", repo.path)
         unsearched = cli("drift", repo.path, "--history-depth", "0")
+        one_deep = cli("drift", repo.path, "--history-depth", "1")
     one = searched.by_handle["one"]
     assert searched.code == 2 and one["status"] == "undeployed"
     assert one["commits_behind"] == 1 and one["commits_behind_total"] == 1
@@ -31,6 +32,9 @@ def test_history_depth_zero_means_no_history_search(tmp_path: Path) -> None:
     # 0 is honoured (it used to become 1): every difference is edited-remotely, and says why.
     zero = unsearched.by_handle["one"]
     assert zero["status"] == "edited-remotely" and "no git history was searched" in zero["detail"]
+    # N searches N commits behind head: 1 finds the revision 1 behind (it used to need 2).
+    assert one_deep.by_handle["one"]["status"] == "undeployed"
+    assert one_deep.by_handle["one"]["commits_behind"] == 1
 
 
 @pytest.mark.parametrize("value", ["-1", "-50", "many"])

@@ -176,13 +176,19 @@ def test_history_search_is_bounded_and_says_so(world: World) -> None:
         repo.commit(f"long v{n}")
     outcomes, history = world.drift(bound=3)
     (long,) = outcomes
-    # The server's revision is 5 commits back, beyond the bound of 3: reported honestly.
+    # The server's revision is 5 commits back, beyond the bound of 3 (head's revision and the 3
+    # before it): reported honestly.
     assert long.status is Status.EDITED_REMOTELY
-    assert "within the last 3 commits touching this notiflow" in long.detail
+    assert "within the last 4 commits touching this notiflow" in long.detail
     assert long.extra["history_complete"] is False
-    assert history.loads == 3
+    assert history.loads == 4
     outcomes, _ = world.drift(bound=10)
     assert outcomes[0].status is Status.UNDEPLOYED and outcomes[0].extra["commits_behind"] == 5
+    # A bound of N reaches exactly N commits behind head.
+    outcomes, _ = world.drift(bound=5)
+    assert outcomes[0].status is Status.UNDEPLOYED and outcomes[0].extra["commits_behind"] == 5
+    outcomes, _ = world.drift(bound=4)
+    assert outcomes[0].status is Status.EDITED_REMOTELY
 
 
 def test_runner_style_call_builds_its_own_history(world: World) -> None:
@@ -309,7 +315,7 @@ def test_one_history_pass_lists_what_a_path_limited_log_lists(world: World) -> N
         handles = ["alpha", "beta", "gamma", "delta", "nobody"]
         history.want(handles)
         for handle in handles:
-            expected = world.git.log_paths(f"{world.prefix}{ROOT}/{handle}", head, bound + 1)
+            expected = world.git.log_paths(f"{world.prefix}{ROOT}/{handle}", head, bound + 2)
             assert history.commits(handle) == expected, (bound, handle)
         assert history.log_calls == 1, bound
 

@@ -308,15 +308,40 @@ def test_missing_working_directory_names_the_input_and_no_file(tmp_path: Path, f
     assert "does not exist" in error and "file=" not in error
 
 
-def test_fork_pull_request_without_a_token_validates_with_a_warning(tmp_path: Path, fake_cli: FakeCli) -> None:
+def test_fork_pull_request_without_a_token_validates_with_a_notice(tmp_path: Path, fake_cli: FakeCli) -> None:
     event = {"number": 4, "pull_request": {"number": 4, "head": {"repo": {"full_name": "mallory/app"}},
                                            "base": {"repo": {"full_name": "octo/app"}}}}
     env = runner_env(tmp_path, tmp_path, "pull_request", event, mode="plan")
     code, out, _ = run_entrypoint(env, tmp_path)
     assert code == 0 and fake_cli.calls[0][0] == "validate"
-    (warning,) = [ln for ln in out.splitlines() if ln.startswith("::warning")]
-    assert "No Notiflows token" in warning and "fork (mallory/app)" in warning
-    assert "no secrets" in warning
+    # A notice, not a warning: the 10 warnings GitHub keeps stay for the notiflows' own problems.
+    assert not [ln for ln in out.splitlines() if ln.startswith("::warning")]
+    (notice,) = [ln for ln in out.splitlines() if ln.startswith("::notice")]
+    assert "No Notiflows token" in notice and "fork (mallory/app)" in notice
+    assert "no secrets" in notice
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own files by another uid")
+def test_report_directory_is_given_to_the_owner_of_the_runner_temp(tmp_path: Path, fake_cli: FakeCli) -> None:
+    """Root writes the report; a self-hosted runner (its own uid) must still be able to delete it."""
+    env = runner_env(tmp_path, tmp_path, "push", {}, mode="validate")
+    os.lchown(env["RUNNER_TEMP"], 4242, 4343)
+    stale = Path(env["RUNNER_TEMP"]) / "notiflows-deploy" / "other-owner.json"
+    stale.parent.mkdir()
+    stale.write_text("{}")
+    os.lchown(stale, 5000, 5000)
+    code, _, _ = run_entrypoint(env, tmp_path)
+    assert code == 0
+    report = Path(parse_output_file(Path(env["GITHUB_OUTPUT"]).read_text())["report-path"])
+    for path in (report.parent, report):
+        assert (os.lstat(path).st_uid, os.lstat(path).st_gid) == (4242, 4343), path
+    assert os.lstat(stale).st_uid == 5000  # not root's: left alone
+    # A temp space root owns itself, and no report at all, change nothing.
+    assert entrypoint.restore_report_ownership(None) == (0, 0)
+    own = tmp_path / "root-temp" / "notiflows-deploy"
+    own.mkdir(parents=True)
+    (own / "r.json").write_text("{}")
+    assert entrypoint.restore_report_ownership(str(own / "r.json")) == (0, 0)
 
 
 def _owned_by_other_uid(path: Path) -> None:

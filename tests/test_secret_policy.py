@@ -12,7 +12,7 @@ from gitutil import TestRepo
 
 from notiflows_deploy import cli, loader
 from notiflows_deploy.github import masking
-from notiflows_deploy.redact import Redactor, SecretPolicy, printable
+from notiflows_deploy.redact import Redactor, SecretPolicy, printable, variants
 from notiflows_deploy.runner import SecretSink
 
 
@@ -72,7 +72,9 @@ def test_a_run_masks_real_secrets_but_not_public_values(tmp_path: Path, capsys: 
     out = capsys.readouterr().out
     assert code == 0, out
     masks = {line.removeprefix("::add-mask::") for line in out.splitlines() if line.startswith("::add-mask::")}
-    assert masks == {TOKEN, env["HOOK"]}  # not "acme" (part of a handle), "true" or a declared public value
+    # not "acme" (part of a handle), "true" or a declared public value; the spellings of the secrets, escaped
+    expected = {v.replace("%", "%25") for v in variants(TOKEN) | variants(env["HOOK"])}
+    assert masks == expected and {TOKEN, env["HOOK"]} <= masks
     text = summary.read_text()
     assert "acme-welcome" in text and "***-welcome" not in text
     # the body is shown with the public value and the secret masked: "<a href='***'>hook</a> Acme Shop Inc"

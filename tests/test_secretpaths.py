@@ -171,6 +171,8 @@ def test_plan_after_a_rotation_and_a_rewording_shows_the_words_and_masks_both_va
         assert value not in shown
     assert "-Acme: order {{ data.n }} has shipped. Questions? Call ***." in shown
     assert "+Acme: order {{ data.n }} is on its way. Questions? Call ***." in shown
-    # the values the server still holds were learned and masked for the rest of the job
+    # the job masks the run's own values; what the server holds is redacted by the program alone (whoever
+    # edits the server's text must not choose what the job masks)
     masks = {line.removeprefix("::add-mask::") for line in log.splitlines() if line.startswith("::add-mask::")}
-    assert {PHONE_OLD, ENV_OLD["HOOK_URL"], PHONE_NEW, ENV_NEW["HOOK_URL"]} <= masks
+    assert {PHONE_NEW, ENV_NEW["HOOK_URL"]} <= masks
+    assert not {PHONE_OLD, ENV_OLD["HOOK_URL"]} & masks

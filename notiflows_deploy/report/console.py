@@ -5,8 +5,9 @@ Formats (registry `RENDERERS`, name -> renderer):
 * ``text``: a header, one line per notiflow, problems as ``file:line:col``, then the diff (and
   conflict views) of each would-update or conflict notiflow.
 * ``json``: the section 6 report.
-* ``github``: the text, with untrusted parts inside ``::stop-commands::`` fences, up to 10 error
-  and 10 warning annotations, and each diff folded in a ``::group::``.
+* ``github``: the text, with untrusted parts inside ``::stop-commands::`` fences, up to 9 error
+  and 9 warning annotations (what the step has left of GitHub's 10, less one kept for the
+  messages after the results), and each diff folded in a ``::group::``.
 """
 
 from __future__ import annotations
@@ -97,15 +98,33 @@ def render_json(result: RunResult, out: TextIO) -> AnnotationBatch:
 
 
 def workspace_file_exists(file: str) -> bool:
-    """Whether an annotation's `file` names something GitHub can link: relative paths are taken
-    from the workspace, which is the working directory of a container action."""
+    """Whether an annotation may name `file` (relative to the repository root), judged from the
+    workspace, the working directory of a container action: False when its directory is there but
+    the file is not (a directory without notiflow.json, the notiflows.json that was not found);
+    True when the file is there, or when nothing of it is (a run from elsewhere: cannot tell)."""
     bases = dict.fromkeys(b for b in (os.getcwd(), os.environ.get("GITHUB_WORKSPACE", "")) if b)
-    return any(os.path.exists(os.path.join(base, file)) for base in bases)
+    missing = False
+    for base in bases:
+        if os.path.exists(os.path.join(base, file)):
+            return True
+        missing = missing or os.path.isdir(os.path.join(base, os.path.dirname(file)))
+    return not missing
 
 
-def render_github(result: RunResult, out: TextIO) -> AnnotationBatch:
+FileCheck = Callable[[str], bool]
+
+
+def _limits() -> dict[str, int]:
+    """Annotations of each kind the results may use: what the step has left, less the late slots."""
+    return {kind: max(0, wf.LEDGER.room(kind) - wf.LATE_SLOTS) for kind in wf.KINDS}
+
+
+def render_github(result: RunResult, out: TextIO, file_exists: FileCheck | None = None) -> AnnotationBatch:
     lines = wf.stop_commands("\n".join(overview_lines(result)))
-    batch = wf.result_annotations(result, file_exists=workspace_file_exists)
+    wf.LEDGER.begin_run()
+    batch = wf.result_annotations(result, _limits(), file_exists=file_exists or workspace_file_exists)
+    for kind, count in batch.emitted.items():
+        wf.LEDGER.take(kind, count)
     lines += batch.lines
     if batch.dropped_total:
         lines.append(
@@ -125,25 +144,35 @@ Renderer = Callable[[RunResult, TextIO], AnnotationBatch]
 RENDERERS: dict[str, Renderer] = {"text": render_text, "json": render_json, "github": render_github}
 
 
-def render(result: RunResult, fmt: str, out: TextIO | None = None) -> AnnotationBatch:
-    """Print `result` in format `fmt`; returns the annotations emitted (and dropped) for the summary."""
+def render(
+    result: RunResult, fmt: str, out: TextIO | None = None, *, file_exists: FileCheck | None = None
+) -> AnnotationBatch:
+    """Print `result` in format `fmt`; returns the annotations emitted (and dropped) for the summary.
+
+    `file_exists` (github): whether a file named by a problem exists in the repository, relative to
+    its root; without it, `workspace_file_exists` judges from the workspace.
+    """
     try:
         renderer = RENDERERS[fmt]
     except KeyError:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(RENDERERS)}") from None
-    return renderer(result, out if out is not None else sys.stdout)
+    stream = out if out is not None else sys.stdout
+    if renderer is render_github:
+        return render_github(result, stream, file_exists)
+    return renderer(result, stream)
 
 
 def message(kind: str, text: str, fmt: str, out: TextIO | None = None) -> None:
-    """One run-level message (e.g. the PR comment could not be posted): an annotation under github.
+    """One run-level message (e.g. the PR comment could not be posted): an annotation under github,
+    while the step has one of that kind left (`annotations.LEDGER`); after that, fenced text.
 
     By default an annotation goes to stdout, with every other workflow command: the runner parses
     both pipes with one parser, so a command on stderr may land inside an open stdout fence and be
     ignored. Plain messages go to stderr.
     """
     stream = out if out is not None else (sys.stdout if fmt == "github" else sys.stderr)
-    if fmt == "github" and kind in ("error", "warning", "notice"):
-        stream.write(wf.annotation(kind, text, title=wf.TITLE) + "\n")
+    if fmt == "github" and kind in wf.KINDS:
+        stream.write("\n".join(wf.say_lines(kind, text)) + "\n")
     else:
         stream.write(f"{kind}: {text}\n")
     stream.flush()
