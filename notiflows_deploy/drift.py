@@ -41,7 +41,7 @@ from notiflows_deploy.errors import GitError
 from notiflows_deploy.files import Tree
 from notiflows_deploy.loader import DocumentChecker, LoadedNotiflow, list_handles, load_notiflow
 from notiflows_deploy.model import NotiflowOutcome, Problem, Status
-from notiflows_deploy.normalize import content_from_payload, content_from_remote, same_content
+from notiflows_deploy.normalize import content_from_payload, content_from_remote, equal_content
 from notiflows_deploy.secretpaths import SecretSinkLike, candidate_templates, learn, old_values
 
 DEFAULT_HISTORY_BOUND = 50  # revisions behind head searched per notiflow, besides the one at head
@@ -484,7 +484,7 @@ def _diff(remote_content: dict[str, Any], head: LoadedNotiflow, revisions: Itera
 
 def _deployed(history: HistoryLookup, remote_content: Mapping[str, Any]) -> Revision | None:
     """The newest revision of `history` whose content the server holds (the search stops there)."""
-    return next((r for r in history if r.payload is not None and same_content(r.payload, remote_content)), None)
+    return next((r for r in history if r.payload is not None and equal_content(r.payload, remote_content)), None)
 
 
 def _author(remote: RemoteNotiflow) -> str:
@@ -559,7 +559,7 @@ def classify(
                                detail="In the repo, not on the server: never deployed, or deleted on the server.")
 
     remote_content = content_from_remote(remote)
-    if remote.current_version is not None and same_content(head.payload, remote_content):
+    if remote.current_version is not None and equal_content(head.payload, remote_content):
         outcome = NotiflowOutcome(handle, Status.IN_SYNC, where, warnings=warnings,
                                   detail="The server's current version holds the repo's content.")
         return _with_remote(outcome, remote)
@@ -610,7 +610,7 @@ def _differing(heads: Mapping[str, LoadedNotiflow], remotes: Mapping[str, Remote
         loaded = heads[handle]
         if remote is None or remote.current_version is None or not loaded.ok or loaded.payload is None:
             continue
-        if not same_content(loaded.payload, content_from_remote(remote)):
+        if not equal_content(loaded.payload, content_from_remote(remote)):
             found.append(handle)
     return found
 

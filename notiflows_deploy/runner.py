@@ -411,7 +411,8 @@ def open_client(ctx: Context, result: RunResult) -> ManagementClient:
     from notiflows_deploy.api.client import ManagementClient
 
     try:
-        client = ManagementClient(api_url, settings.token, ctx.config.project, concurrency=settings.concurrency)
+        client = ManagementClient(api_url, settings.token, ctx.config.project, concurrency=settings.concurrency,
+                                  secrets=ctx.secrets)  # live: error excerpts are redacted before they are cut
     except ValueError as exc:
         raise UsageError(
             f"the Management API URL from {source} is not usable: {exc}",

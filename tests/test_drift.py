@@ -110,6 +110,15 @@ def test_in_sync_never_reads_history() -> None:
     assert "unpublished_changes" not in out.extra
 
 
+def test_a_dashboard_deactivation_is_drift_even_where_the_repo_omits_active() -> None:
+    mine = {k: v for k, v in payload().items() if k != "active"}  # active defaults to true
+    out = classify("welcome", head("welcome", mine), remote("welcome", {**payload(), "active": False}),
+                   Counting([]).lookup)
+    assert out.status is Status.EDITED_REMOTELY  # deploy would call this a conflict, so drift must not say in-sync
+    same = classify("welcome", head("welcome", mine), remote("welcome", payload()), Counting([]).lookup)
+    assert same.status is Status.IN_SYNC
+
+
 def test_undeployed_names_the_commit_and_distance() -> None:
     hist = Counting([("c0" * 20, payload("<p>v4</p>")), ("c1" * 20, payload("<p>v3</p>")),
                      ("c2" * 20, payload("<p>v2</p>")), ("c3" * 20, payload("<p>v1</p>")),
