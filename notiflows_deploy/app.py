@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TextIO, cast
 
@@ -42,6 +42,7 @@ def redact_result(result: RunResult, redactor: Redactor) -> RunResult:
         errors=[problem(p) for p in result.errors],
         notes=[redactor.text(n) for n in result.notes],
         fatal=redactor.text(result.fatal),
+        failures=[redactor.text(f) for f in result.failures],
     )
 
 
@@ -65,9 +66,10 @@ def run_and_report(settings: Settings) -> int:
     except Exception as exc:  # a bug in a renderer: one plain line, never a traceback or a secret
         if settings.env.get("NOTIFLOWS_DEPLOY_DEBUG") == "1":
             traceback.print_exc()
-        prefix = "::error::" if settings.format == "github" else "notiflows-deploy: error: "
-        print(f"{prefix}could not write the results ({type(exc).__name__}); please report this as a bug",
-              flush=True)
+        from notiflows_deploy.report import console
+
+        text = f"could not write the results ({type(exc).__name__}); please report this as a bug"
+        console.message("error", text, settings.format, sys.stdout)  # within the step's annotation budget
         return 1
 
 
@@ -104,13 +106,27 @@ def _crash(settings: Settings, exc: Exception) -> RunResult:
     return result
 
 
+def _repository_file_check(start: Path) -> Callable[[str], bool] | None:
+    """Whether a file named relative to the git top level above `start` exists (annotations name files
+    that way); None outside a git work tree (then the console judges from the workspace)."""
+    here = start.resolve()
+    top = next((d for d in (here, *here.parents) if (d / ".git").exists()), None)
+    if top is None:
+        return None
+
+    def exists(file: str) -> bool:
+        return (top / file).exists()
+
+    return exists
+
+
 def deliver(result: RunResult, settings: Settings, redactor: Redactor) -> int:
     from notiflows_deploy.report import console
     from notiflows_deploy.report.json_report import write_report
     from notiflows_deploy.report.summary import render_summary, write_summary
 
     stdout = cast(TextIO, RedactingWriter(sys.stdout, redactor))
-    batch = console.render(result, settings.format, stdout)
+    batch = console.render(result, settings.format, stdout, file_exists=_repository_file_check(settings.repo))
     stdout.flush()
     report_path = str(settings.report_json) if settings.report_json else None
     # Inside the container the report's path differs from the one later steps see (entrypoint.py).

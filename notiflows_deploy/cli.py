@@ -125,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--comment-on-pr", action="store_true",
                        help="on pull_request events keep one plan comment on the PR (needs GITHUB_TOKEN)")
         p.add_argument("--history-depth", type=_history_depth, default=50,
-                       help="drift: how many commits per notiflow to search for the deployed revision "
-                       "(0: none)")
+                       help="commits touching a notiflow searched behind head for the revision the server "
+                       "holds (drift: the deployed one; plan/deploy: what counts as ours); 0: none")
     emulator = sub.add_parser("emulator", help="run the bundled local Management API emulator", add_help=False)
     emulator.add_argument("rest", nargs=argparse.REMAINDER)
     return parser

@@ -137,6 +137,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)  # facts worth telling the user (schema source, range)
     fail_on_drift: bool = True
     fatal: str = ""  # message of an error that stopped the run early
+    failures: list[str] = field(default_factory=list)  # API failures of the run itself (e.g. the drift listing)
 
     def with_status(self, *statuses: Status) -> list[NotiflowOutcome]:
         wanted = set(statuses)
@@ -155,7 +156,7 @@ class RunResult:
             return "invalid"
         if Status.CONFLICT in statuses:
             return "conflict"
-        if Status.FAILED in statuses:
+        if Status.FAILED in statuses or self.failures:
             return "failed"
         if statuses & DRIFT_STATUSES:
             return "drift"

@@ -13,7 +13,7 @@ masked.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from notiflows_deploy.api.models import RemoteNotiflow
@@ -294,6 +294,18 @@ STALE_NOTE = (
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def mask_more(item: PlanItem, secret_paths: Collection[SecretPath]) -> None:
+    """Show a conflict with more secret locations masked (found in the history searched after the plan):
+    its diff and three-way view are rebuilt with `secret_paths`."""
+    if item.action is not Status.CONFLICT or item.remote is None or item.payload is None:
+        return
+    item.secret_paths = secret_paths
+    item.diff = semantic_diff(content_from_remote(item.remote), with_defaults(item.payload),
+                              old_label=server_label(item.remote), new_label=REPO_LABEL, secret_paths=secret_paths)
+    if item.conflict is not None:
+        item.conflict = replace(item.conflict, secret_paths=secret_paths)
 
 
 def adopt_revision(item: PlanItem, payload: dict[str, Any], *, commit: str, behind: int) -> None:

@@ -7,7 +7,7 @@ is a value there, never an exception that hides the others.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from notiflows_deploy.gitrepo import GitRepo, ResolvedRange
     from notiflows_deploy.jsonpos import ParsedJson
     from notiflows_deploy.loader import LoadedNotiflow
-    from notiflows_deploy.planner import KnownContent
     from notiflows_deploy.schema.store import SchemaStore
 
 
@@ -441,7 +440,7 @@ def bounded_map(fn: Callable[[str], Any], items: Iterable[str], concurrency: int
 
 def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> list[Any]:
     from notiflows_deploy.api.errors import ApiError
-    from notiflows_deploy.planner import PlanInput, plan_one
+    from notiflows_deploy.planner import KnownContent, PlanInput, plan_one
     from notiflows_deploy.secretpaths import secret_view
 
     handles, removed = handles_in_scope(ctx)
@@ -465,16 +464,19 @@ def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> lis
         if base_tree is not None and item.ok:
             base_loaded = load_unchecked(ctx, base_tree, base_root, handle)
         base_payload = base_loaded.payload if base_loaded is not None else None
+        tips = other_ours(ctx, item, base_payload, remote, ours_trees)
+        sides = [s for s in (base_loaded, *(tip for tip, _ in tips)) if s is not None]
         secret_paths: Collection[SecretPath] = item.secret_paths
-        if item.ok and (item.substituted_paths or (base_loaded is not None and base_loaded.substituted_paths)):
-            # Learns the server's (maybe rotated) values of head's and the base's variables into the secrets
+        if item.ok and (item.substituted_paths or any(s.substituted_paths for s in sides)):
+            # Learns the server's (maybe rotated) values of every compared side's variables into the secrets
             # before any diff: a field that no longer uses its variable still shows the old value otherwise.
-            secret_paths = secret_view(item, base=base_loaded, remote=remote, secrets=ctx.secrets).templates
+            secret_paths = secret_view(item, base=base_loaded, remote=remote, secrets=ctx.secrets,
+                                       others=[tip for tip, _ in tips]).templates
         items.append(
             PlanInput(
                 handle=handle, path=item.path, payload=item.payload, problems=item.problems, meta_sha=item.meta_sha,
                 base_payload=base_payload, remote=remote, secret_paths=secret_paths,
-                also_ours=other_ours(ctx, item, base_payload, remote, ours_trees),
+                also_ours=tuple(KnownContent(tip.payload, source) for tip, source in tips if tip.payload is not None),
             )
         )
     for handle in removed:
@@ -563,22 +565,23 @@ class OursTrees:
 def other_ours(
     ctx: Context, item: LoadedNotiflow, base_payload: dict[str, Any] | None, remote: RemoteNotiflow | None,
     trees: OursTrees,
-) -> tuple[KnownContent, ...]:
-    """The handle's content at ctx.also_ours, read only when the server is not already ours or equal."""
+) -> list[tuple[LoadedNotiflow, str]]:
+    """The handle at ctx.also_ours (with where it was read), read only when the server is not already
+    ours or equal."""
     from notiflows_deploy.normalize import content_from_remote, equal_content
-    from notiflows_deploy.planner import KnownContent, is_ours
+    from notiflows_deploy.planner import is_ours
 
     if not ctx.also_ours or remote is None or item.payload is None or not item.ok:
-        return ()
+        return []
     if equal_content(item.payload, content_from_remote(remote)) or is_ours(
             remote, meta_sha=item.meta_sha, base_payload=base_payload):
-        return ()
+        return []
     found = []
     for tree, root, source in trees():
         other = load_unchecked(ctx, tree, root, item.handle)
         if other.payload is not None:
-            found.append(KnownContent(other.payload, source))
-    return tuple(found)
+            found.append((other, source))
+    return found
 
 
 def explain_stale_conflicts(ctx: Context, plan: list[Any]) -> None:
@@ -590,7 +593,7 @@ def explain_stale_conflicts(ctx: Context, plan: list[Any]) -> None:
     """
     from notiflows_deploy.drift import GitHistory
     from notiflows_deploy.normalize import content_from_remote, equal_content
-    from notiflows_deploy.planner import adopt_revision
+    from notiflows_deploy.planner import adopt_revision, mask_more
 
     conflicts = [i for i in plan if i.action is Status.CONFLICT and i.remote is not None and i.payload is not None]
     if not conflicts or ctx.repo is None or ctx.head_sha is None:
@@ -598,18 +601,53 @@ def explain_stale_conflicts(ctx: Context, plan: list[Any]) -> None:
     history = GitHistory(
         ctx.repo, head=ctx.head_sha, project_prefix=ctx.prefix, notiflows_root=ctx.notiflows_root,
         env=ctx.settings.env, display_prefix=ctx.prefix, bound=ctx.settings.history_depth,
-        shallow=ctx.repo.is_shallow(),
+        shallow=ctx.repo.is_shallow(), secrets=ctx.secrets,
     )
     history.want(i.handle for i in conflicts)  # one history pass serves every conflict
     for item in conflicts:
         server = content_from_remote(item.remote)
+        searched: list[Mapping[SecretPath, tuple[str, ...]]] = []
         for revision in history(item.handle):
+            searched.append(revision.secret_templates)
             if revision.payload is not None and equal_content(revision.payload, server):
                 # Loaded again through ctx: its variables' values join the secrets before any view shows it.
                 again = ctx.load(ctx.repo.tree_at(revision.commit, ctx.prefix), item.handle, validate=False)
+                item.secret_paths = with_side_secrets(ctx, item.secret_paths, [again.secret_templates],
+                                                      item.payload, server)
                 adopt_revision(item, again.payload or revision.payload, commit=revision.commit,
                                behind=revision.behind)
                 break
+        else:  # still a conflict: a field an older revision filled from a variable may show its value
+            merged = with_side_secrets(ctx, item.secret_paths, searched, item.payload, server)
+            if merged is not item.secret_paths:
+                mask_more(item, merged)
+
+
+def with_side_secrets(ctx: Context, secret_paths: Collection[SecretPath],
+                      sides: Iterable[Mapping[SecretPath, tuple[str, ...]]], head_payload: dict[str, Any],
+                      server: dict[str, Any]) -> Collection[SecretPath]:
+    """`secret_paths` plus the secret locations of other sides (their raw texts; head's plain text there
+    fits only itself), the values the server holds there learned into the secrets: a revision adopted for
+    its diff, or any searched, may fill fields head does not."""
+    from notiflows_deploy import envsubst
+    from notiflows_deploy.normalize import content_from_payload
+    from notiflows_deploy.secretpaths import old_values, value_at
+
+    extra = [templates for templates in sides if templates]
+    if not extra:
+        return secret_paths
+    merged: dict[SecretPath, tuple[str, ...]] = (
+        {k: tuple(v) for k, v in secret_paths.items()} if isinstance(secret_paths, Mapping)
+        else {k: () for k in secret_paths})
+    head = content_from_payload(head_payload)
+    for templates in extra:
+        for where, raws in templates.items():
+            plain = value_at(head, where)
+            if where not in merged and isinstance(plain, str):
+                raws = (*raws, envsubst.escape(plain))
+            merged[where] = merged.get(where, ()) + tuple(r for r in raws if r not in merged.get(where, ()))
+    ctx.secrets.learn(old_values(merged, server)[0])
+    return merged
 
 
 def explain_env_conflicts(ctx: Context, plan: list[Any], base_tree: Tree | None, base_root: str | None) -> None:
@@ -683,6 +721,7 @@ def run_drift(ctx: Context, result: RunResult) -> None:
             history_depth=ctx.settings.history_depth,
             secrets=ctx.secrets,
             notes=result.notes,  # shallow-clone history and unpublished drafts are run-level facts
+            failures=result.failures,  # a failed listing: exit 5, every repo notiflow still compared
         )
     result.notiflows.extend(outcomes)
 

@@ -151,6 +151,24 @@ def test_a_directory_without_notiflow_json_is_not_annotated_on_a_missing_file(
     assert any("empty-dir" in e for e in errors)
 
 
+
+def test_missing_files_are_judged_from_the_git_top_level_wherever_the_run_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = TestRepo(tmp_path / "repo")
+    repo.project = "sub"  # actions/checkout `path:` or a monorepo: paths are relative to the git top level
+    repo.config({"notiflowsDir": ".notiflows", "project": "demo"})
+    repo.add_notiflow("welcome")
+    repo.write(repo.nf_path("empty-dir", "README.md"), "nothing here\n")
+    repo.commit("initial")
+    monkeypatch.chdir(tmp_path)  # neither the workspace nor the repository
+    code = cli.main(["validate", "--all", "--repo", str(repo.path / "sub"), "--format", "github"], {})
+    errors = of_kind(capsys.readouterr().out, "error")
+    assert code == 4 and errors
+    assert not [e for e in errors if "empty-dir/notiflow.json" in e.partition("::")[2].partition("::")[0]]
+
+
+
 # ---- 3. never more than 10 of a kind per step ---------------------------------------------------
 
 

@@ -50,3 +50,19 @@ def test_history_depth_parses_zero_and_keeps_the_default() -> None:
     parser = build_parser()
     assert parser.parse_args(["drift", "--history-depth", "0"]).history_depth == 0
     assert parser.parse_args(["drift"]).history_depth == 50
+
+
+def test_a_failed_listing_is_exit_5_and_every_repo_notiflow_still_gets_a_status(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", "one", "two")
+    with running_emulator() as em:
+        cli = Cli(em.base_url, tmp_path, token=TOKEN)
+        assert cli("deploy", repo.path, "--all").code == 0
+        set_body(repo, "two", "<p>two v2</p>\n")
+        repo.commit("two v2")
+        em.fail_next("GET", r"/notiflows$", status=503, count=50)
+        run = cli("drift", repo.path, env=cli.env(NOTIFLOWS_DEPLOY_BACKOFF_BASE="0"))
+    assert run.code == 5 and run.report["result"] == "failed"
+    assert run.by_handle["one"]["status"] == "in-sync" and run.by_handle["two"]["status"] == "undeployed"
+    (failure,) = run.report["failures"]
+    assert failure.startswith("listing the server's notiflows failed")
+    assert any("could not be looked for" in n or "remote-only" in n for n in run.report["notes"])

@@ -215,3 +215,20 @@ def test_classify_masks_the_fields_of_the_revisions_it_compared(tmp_path: Path) 
     assert outcome.status.value == "edited-remotely"
     assert OLD not in outcome.diff and SHOWN in outcome.diff
     assert set(history.seen) == {"c2", "c1"}  # every revision searched is a side of the diff
+
+
+def test_a_deploy_that_adopts_an_older_revision_hides_that_revisions_values(nfd: Nfd, repo: TestRepo) -> None:
+    # deployed with the variable; the commit dropping it was never deployed (its run was dropped); a later push
+    # range (plain subject at base and head) finds the server at the first revision: ours, from history.
+    assert nfd("deploy", "--all", api_key=OLD).code == 0
+    put(repo, "Plain subject")
+    dropped = repo.commit("drop the variable (this push's run never ran)")
+    put(repo, "Plain subject", body="<p>hello again</p>\n")
+    repo.commit("reword the body")
+    run = nfd("plan", "--base", dropped, api_key=OLD)
+    assert run.code == 0 and "holds this repo's own revision" in run.out, run.out
+    assert run.leaked(OLD) == {}
+    assert SHOWN in run.out
+    # rotated since: the revision rebuilt with NEW is not what the server holds, so a conflict; still no value
+    rotated = nfd("plan", "--base", dropped, api_key=NEW)
+    assert rotated.code == 3 and rotated.leaked(OLD, NEW) == {}

@@ -134,7 +134,7 @@ def test_a_renderer_bug_is_one_line_and_exit_1(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(summary, "render_summary", broken)
     assert cli.main(["validate", "--all", "--repo", str(repo.path), "--format", "github"], {}) == 1
     captured = capsys.readouterr()
-    assert "::error::could not write the results (RuntimeError)" in captured.out
+    assert "::error title=notiflows-deploy::could not write the results (RuntimeError)" in captured.out
     assert "Traceback" not in captured.err
 
 

@@ -10,7 +10,7 @@ The Notiflows token never goes into argv (process lists show argv): it travels a
 option is passed as ``--opt=VALUE``, so a value starting with ``-`` stays a value.
 
 A plan on a pull request that can never see secrets (from a fork, or opened by Dependabot) with an
-empty token is downgraded to `validate` with a warning instead of failing: see `no_secrets_reason`.
+empty token is downgraded to `validate` with a notice instead of failing: see `no_secrets_reason`.
 """
 
 from __future__ import annotations

@@ -149,6 +149,7 @@ def outcome_problems(result: RunResult, file_exists: Callable[[str], bool] | Non
     stopped = fatal_problem(result)
     found: list[Problem] = [stopped] if stopped is not None else []
     found.extend(result.errors)
+    found.extend(Problem(file="", line=0, column=0, code="failed", message=f) for f in result.failures)
     drift_severity = Severity.ERROR if result.fail_on_drift else Severity.WARNING
     for outcome in ordered(result):
         found.extend(outcome.errors)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from notiflows_deploy.model import NotiflowOutcome, RunResult, Status
+from notiflows_deploy.redact import defuse_legacy_commands
 from notiflows_deploy.report import annotations as wf
 from notiflows_deploy.report.annotations import AnnotationBatch
 from notiflows_deploy.report.common import counts_text, ordered, range_text, reason, short_sha, version_change
@@ -48,6 +49,7 @@ def overview_lines(result: RunResult) -> list[str]:
     lines = [_header(result)]
     if result.fatal:
         lines.append(f"stopped: {result.fatal}")
+    lines.extend(f"failed: {failure}" for failure in result.failures)
     outcomes = ordered(result)
     width = max((len(n.handle) for n in outcomes), default=0)
     width = min(width, 40)
@@ -173,6 +175,6 @@ def message(kind: str, text: str, fmt: str, out: TextIO | None = None) -> None:
     stream = out if out is not None else (sys.stdout if fmt == "github" else sys.stderr)
     if fmt == "github" and kind in wf.KINDS:
         stream.write("\n".join(wf.say_lines(kind, text)) + "\n")
-    else:
-        stream.write(f"{kind}: {text}\n")
+    else:  # unfenced: a legacy `##[command]` in the text must not run
+        stream.write(f"{kind}: {defuse_legacy_commands(text)}\n")
     stream.flush()

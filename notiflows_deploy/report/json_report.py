@@ -30,6 +30,8 @@ def build_report(result: RunResult) -> dict[str, Any]:
     }
     if result.fatal:
         report["fatal"] = result.fatal
+    if result.failures:
+        report["failures"] = list(result.failures)
     return report
 
 

@@ -141,6 +141,7 @@ def _header(result: RunResult, report_path: str | None, title: str) -> str:
                   ""]
     if result.fatal:
         lines += [f"**Stopped early:** {md_text(result.fatal)}", ""]
+    lines += [f"**Failed:** {md_text(failure)}\n" for failure in result.failures]
     if result.errors:
         lines += ["**Run errors:**", ""]
         lines += [problem_line(p).rstrip("\n") for p in result.errors[:MAX_PROBLEMS_PER_NOTIFLOW]]
