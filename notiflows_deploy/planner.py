@@ -163,7 +163,9 @@ def conflict_info(
 
 def server_label(remote: RemoteNotiflow | None) -> str:
     version = remote.current_version if remote else None
-    return f"server@v{version.version_number}" if version else "server"
+    if version is None:
+        return "server"
+    return f"server@v{version.version_number}" if version.version_number is not None else "server@v?"
 
 
 def is_ours(

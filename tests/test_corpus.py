@@ -30,7 +30,7 @@ CODES = {
     "end-position", "step-handle-duplicate", "step-handle-style", "position-duplicate", "position-gap",
     "parent-unknown", "parent-not-condition", "branch-unknown", "step-cycle", "branch-handle-duplicate",
     "branches-all-finish", "condition-depth", "template-channel-mismatch", "body-empty", "body-extension",
-    "json-syntax",
+    "json-syntax", "branch-incomplete", "text-blank",
 }
 
 

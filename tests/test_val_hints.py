@@ -1,8 +1,7 @@
 """Every problem has a hint: the whole invalid corpus, loaded like the CLI loads it.
 
-The README promises "a message and a hint" for every problem. Each case of tests/corpus/invalid
-(and tests/corpus/invalid-more, the cases for codes test_corpus.py does not list yet) is copied
-into a repository and loaded with the bundled schema; every problem must carry a non-empty hint.
+The README promises "a message and a hint" for every problem. Each case of tests/corpus/invalid is
+copied into a repository and loaded with the bundled schema; every problem must carry a non-empty hint.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from notiflows_deploy.validate import DocumentChecker
 from tests.loader_helpers import MemTree
 
 CORPUS = Path(__file__).parent / "corpus"
-CASES = [(kind, p.name) for kind in ("invalid", "invalid-more") for p in sorted((CORPUS / kind).iterdir())]
+CASES = [("invalid", p.name) for p in sorted((CORPUS / "invalid").iterdir())]
 ROOT = ".notiflows/notiflows"
 
 
@@ -44,15 +43,6 @@ def test_every_problem_of_the_invalid_corpus_has_a_hint(
     assert problems, "an invalid case must yield a problem"
     for problem in problems:
         assert problem.hint.strip(), f"{case}: {problem.code} has no hint ({problem.message})"
-
-
-@pytest.mark.parametrize("case", [p.name for p in sorted((CORPUS / "invalid-more").iterdir())])
-def test_invalid_more_cases_yield_exactly_their_problem(tmp_path: Path, checker: DocumentChecker, case: str) -> None:
-    expected = json.loads((CORPUS / "invalid-more" / case / "expected.json").read_text(encoding="utf-8"))
-    problems = _load(tmp_path, "invalid-more", case, checker)
-    assert [(p.code, p.line, p.column, p.severity.value) for p in problems] == [
-        (e["code"], e["line"], e["column"], e["severity"]) for e in expected
-    ]
 
 
 def test_the_corpus_covers_the_codes_that_had_no_hint() -> None:
