@@ -14,6 +14,7 @@ import pytest
 from emulator_support import TOKEN, running_emulator
 from gitutil import TestRepo, notiflow_json
 from test_entrypoint import entrypoint, run_entrypoint, runner_env
+from workflow_commands import commands_outside_fences
 
 from notiflows_deploy import cli
 from notiflows_deploy.github import masking
@@ -34,27 +35,8 @@ def _clean_step() -> Iterator[None]:
     wf.LEDGER.reset()
 
 
-def active_commands(text: str) -> list[str]:
-    """Commands the runner acts on, honouring ::stop-commands::TOKEN ... ::TOKEN::."""
-    active: list[str] = []
-    stopped: str | None = None
-    for line in text.splitlines():
-        stripped = line.lstrip()
-        if stopped:
-            if stripped == f"::{stopped}::":
-                stopped = None
-            continue
-        if stripped.startswith("::stop-commands::"):
-            stopped = stripped[len("::stop-commands::"):]
-            continue
-        if stripped.startswith("::"):
-            active.append(stripped)
-    assert stopped is None, "unterminated stop-commands"
-    return active
-
-
 def of_kind(text: str, kind: str) -> list[str]:
-    return [c for c in active_commands(text) if c.startswith(f"::{kind} ") or c.startswith(f"::{kind}::")]
+    return [c for c in commands_outside_fences(text) if c.startswith(f"::{kind} ") or c.startswith(f"::{kind}::")]
 
 
 def github(result: RunResult) -> str:

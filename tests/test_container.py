@@ -41,6 +41,7 @@ import yaml
 from emulator_support import running_emulator
 from gitutil import TestRepo
 from test_outputs import parse_output_file
+from workflow_commands import commands_outside_fences
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER_UID = RUNNER_GID = 1001
@@ -651,23 +652,6 @@ def test_secrets_never_leak(box: Container, mode: str) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # The pull-request comment, end to end: entrypoint -> CLI -> emulator and the fake GitHub REST API
-
-
-def commands_outside_fences(log: str) -> list[str]:
-    """The workflow commands the runner acts on, honouring ::stop-commands::TOKEN ... ::TOKEN::."""
-    active: list[str] = []
-    stopped: str | None = None
-    for line in log.splitlines():
-        stripped = line.lstrip()
-        if stopped:
-            if stripped == f"::{stopped}::":
-                stopped = None
-        elif stripped.startswith("::stop-commands::"):
-            stopped = stripped[len("::stop-commands::"):]
-        elif stripped.startswith("::"):
-            active.append(stripped)
-    assert stopped is None, "a ::stop-commands:: fence is left open"
-    return active
 
 
 def _pull_request(box: Container, number: int, flows: int) -> tuple[TestRepo, dict[str, Any], str, str]:

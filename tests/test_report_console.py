@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 import pytest
+from workflow_commands import commands_outside_fences
 
 from notiflows_deploy.model import NotiflowOutcome, Problem, RunResult, Status
 from notiflows_deploy.report.console import RENDERERS, message, render
@@ -41,25 +42,6 @@ def test_json_format() -> None:
     assert data["version"] == 1 and data["result"] == "invalid"
 
 
-def _commands_outside_fences(text: str) -> list[str]:
-    """Commands the runner would act on, honouring ::stop-commands::TOKEN ... ::TOKEN::."""
-    active: list[str] = []
-    stopped: str | None = None
-    for line in text.splitlines():
-        stripped = line.lstrip()
-        if stopped:
-            if stripped == f"::{stopped}::":
-                stopped = None
-            continue
-        if stripped.startswith("::stop-commands::"):
-            stopped = stripped[len("::stop-commands::"):]
-            continue
-        if stripped.startswith("::"):
-            active.append(stripped)
-    assert stopped is None, "unterminated stop-commands"
-    return active
-
-
 def test_github_format_cannot_be_injected() -> None:
     evil = "::add-mask::x\n::error::forged\n::endgroup::\n::set-env name=A::b"
     result = RunResult(
@@ -72,7 +54,7 @@ def test_github_format_cannot_be_injected() -> None:
         notes=[evil],
     )
     text = _out("github", result)
-    active = _commands_outside_fences(text)
+    active = commands_outside_fences(text)
     names = [c[2:].split("::")[0].split(" ")[0] for c in active]
     assert names == ["error", "error", "group", "endgroup", "group", "endgroup"]
     assert all("\n" not in c for c in active)
@@ -144,6 +126,6 @@ def test_run_level_error_on_a_missing_file_is_not_located(tmp_path: Any, monkeyp
         Problem("notiflows.json", 1, 1, "config", "--repo nonexistent does not exist"),
         Problem("present.json", 2, 3, "config", "bad"),
     ])
-    active = _commands_outside_fences(_out("github", result))
+    active = commands_outside_fences(_out("github", result))
     assert active[0] == "::error title=notiflows-deploy%3A config::--repo nonexistent does not exist"
     assert active[1].startswith("::error file=present.json,line=2,col=3,")
