@@ -190,6 +190,23 @@ def _surrogate_pair(text: str, pos: int) -> bool:
     return 0xD800 <= high < 0xDC00 and 0xDC00 <= low < 0xE000
 
 
+def json_type_name(value: Any) -> str:
+    """What a decoded JSON value is, for messages: "a string", "an array", "null", ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
 def parse_json(text: str, *, max_depth: int = MAX_DEPTH) -> ParsedJson:
     """Parse `text`; raise JsonSyntaxError with the position of the first problem."""
     if not text.strip():

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from notiflows_deploy import envsubst
 from notiflows_deploy.diff import SecretPath, secret_path_map, secret_paths_from_payload
 from notiflows_deploy.files import EntryKind, FileTooLarge, Tree, read_capped
-from notiflows_deploy.jsonpos import JsonSyntaxError, ParsedJson, parse_json
+from notiflows_deploy.jsonpos import JsonSyntaxError, ParsedJson, json_type_name, parse_json
 from notiflows_deploy.model import Problem, Severity
 from notiflows_deploy.redact import public_var_names
 from notiflows_deploy.rules import REQUIRED_TEXT, article, is_blank
@@ -428,7 +428,7 @@ class _Loader:
             return self.result(None, None)
         document = self.parsed.value
         if not isinstance(document, dict):
-            self.error("json-not-object", f"{NOTIFLOW_FILE} must hold a JSON object, not {_json_type(document)}",
+            self.error("json-not-object", f"{NOTIFLOW_FILE} must hold a JSON object, not {json_type_name(document)}",
                        hint='start with {"name": ..., "steps": [...]}')
             return self.result(None, None)
         pushed = self.substituted_document(document)
@@ -638,7 +638,7 @@ class _Loader:
             if not isinstance(value, str):
                 self.error_at((*path, key), "pointer-not-string",
                               f'"{key}" must be a path (a string) relative to the notiflow directory, '
-                              f"not {_json_type(value)}",
+                              f"not {json_type_name(value)}",
                               hint=f'e.g. "{key}": "steps/<handle>/{target}.txt"')
                 continue
             text = self.extract((*path, key), value, (*path, target))
@@ -717,17 +717,3 @@ def _copy(node: Any) -> Any:
     if isinstance(node, list):
         return [_copy(v) for v in node]
     return node
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"

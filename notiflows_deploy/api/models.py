@@ -14,27 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from notiflows_deploy.jsonpos import json_type_name
+
 
 class MalformedAnswer(ValueError):
     """A field of a server answer with the wrong type: `field` is its path, e.g. current_version.steps."""
 
     def __init__(self, where: str, expected: str, value: Any) -> None:
-        super().__init__(f"{where} is {_kind(value)}, not {expected}")
+        super().__init__(f"{where} is {json_type_name(value)}, not {expected}")
         self.field = where
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "null" if value is None else type(value).__name__
 
 
 def _where(prefix: str, key: str) -> str:
