@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from json_mutations import REPLACEMENTS, json_paths, replaced
 
 from notiflows_deploy.jsonpos import ParsedJson
 from notiflows_deploy.loader import load_notiflow
@@ -29,9 +28,7 @@ from tests.loader_helpers import ROOT, MemTree
 
 CORPUS = Path(__file__).parent / "corpus" / "valid"
 HANDLES = sorted(p.name for p in CORPUS.iterdir())
-REPLACEMENTS: tuple[Any, ...] = ([], {}, None, 1.5, True, "x")
 
-JsonPath = tuple[str | int, ...]
 
 
 SCHEMA_EVERY = 7  # coprime with the 6 replacements, so the schema sees each of them
@@ -50,25 +47,6 @@ class RulesOnly:
 @pytest.fixture(scope="module")
 def checker() -> DocumentChecker:
     return SchemaStore(fetch=False).checker_for(None)[0]
-
-
-def _paths(value: Any, prefix: JsonPath = ()) -> Iterator[JsonPath]:
-    yield prefix
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from _paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from _paths(child, (*prefix, index))
-
-
-def _replaced(value: Any, path: JsonPath, new: Any) -> Any:
-    if not path:
-        return new
-    head, *rest = path
-    if isinstance(value, dict):
-        return {k: _replaced(v, tuple(rest), new) if k == head else v for k, v in value.items()}
-    return [_replaced(v, tuple(rest), new) if i == head else v for i, v in enumerate(value)]
 
 
 def _files(directory: Path, handle: str) -> dict[str, bytes | tuple[str, str]]:
@@ -91,9 +69,9 @@ def test_no_replaced_value_makes_loading_or_validation_raise(checker: DocumentCh
     assert baseline.ok, [p.render() for p in baseline.problems]
     rules_only = RulesOnly()
     case = 0
-    for path in _paths(document):
+    for path in json_paths(document):
         for index, new in enumerate(REPLACEMENTS):
-            mutated = json.dumps(_replaced(document, path, new))
+            mutated = json.dumps(replaced(document, path, new))
             extracted = blank if index % 2 == 0 else files
             tree = MemTree({**extracted, f"{ROOT}/{handle}/notiflow.json": mutated.encode()})
             loaded = load_notiflow(tree, notiflows_root=ROOT, handle=handle, env=env,

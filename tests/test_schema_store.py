@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from trickle_server import TrickleServer
 
 from notiflows_deploy.errors import SchemaLoadError
 from notiflows_deploy.jsonpos import parse_json
@@ -225,48 +226,9 @@ def test_validators_never_fetch_remote_refs(tmp_path: Path, server: _Server) -> 
     assert server.hits == {}
 
 
-class _Trickle:
-    """Answers 200 and then one byte every `every` seconds (in the headers, or in the body)."""
-
-    def __init__(self, *, every: float, in_headers: bool) -> None:
-        stop = self.stop = threading.Event()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if in_headers:
-                    for char in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 100:
-                        if stop.wait(every):
-                            return
-                        self.wfile.write(bytes([char]))
-                        self.wfile.flush()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                for _ in range(100):
-                    if stop.wait(every):
-                        return
-                    self.wfile.write(b" ")
-                    self.wfile.flush()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/schema.json"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.mark.parametrize("in_headers", [False, True])
 def test_a_trickling_server_cannot_stretch_the_download_past_its_deadline(tmp_path: Path, in_headers: bool) -> None:
-    trickle = _Trickle(every=0.2, in_headers=in_headers)
+    trickle = TrickleServer(b" " * 100 + b"{}", path="/schema.json", every=0.2, in_headers=in_headers)
     try:
         store = SchemaStore(cache_dir=tmp_path, fetch=True, trusted=loopback, timeout=1.0)
         started = time.monotonic()

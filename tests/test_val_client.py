@@ -7,11 +7,11 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from trickle_server import TrickleServer
 
 from notiflows_deploy.api.client import ManagementClient, sanitize_excerpt
 from notiflows_deploy.api.errors import ApiTimeoutError, BadResponseError
@@ -20,6 +20,8 @@ from notiflows_deploy.api.transport import Timeouts
 from tests.test_client_faults import TOKEN, Answer, ScriptedServer, Seen, client_for, notiflow_json
 
 SECRET = "SuperSecretValue123"
+
+WHOAMI = json.dumps({"project": {"id": "1", "name": "d", "slug": "demo"}}).encode()
 
 
 @pytest.fixture
@@ -138,52 +140,10 @@ def test_without_a_total_a_short_page_still_ends_the_listing(server: ScriptedSer
 # --- 6: a total deadline per request ----------------------------------------------------------------
 
 
-class _Trickle:
-    """Answers whoami one byte every `every` seconds, in the headers or in the body."""
-
-    BODY = json.dumps({"project": {"id": "1", "name": "d", "slug": "demo"}}).encode()
-
-    def __init__(self, *, every: float, in_headers: bool) -> None:
-        stop = self.stop = threading.Event()
-        self.requests = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                outer.requests += 1
-                head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                        b"Content-Length: " + str(len(_Trickle.BODY)).encode() + b"\r\n\r\n")
-                if not in_headers:
-                    self.wfile.write(head)
-                    self.wfile.flush()
-                for byte in (head if in_headers else b"") + _Trickle.BODY:
-                    if stop.wait(every):
-                        return
-                    try:
-                        self.wfile.write(bytes([byte]))
-                        self.wfile.flush()
-                    except OSError:
-                        return
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/management/v1"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.mark.parametrize("in_headers", [False, True])
 def test_a_trickling_server_is_cut_off_at_the_total_deadline(in_headers: bool) -> None:
-    trickle = _Trickle(every=0.1, in_headers=in_headers)  # ~6 s for the whole answer; each byte within 1 s
+    # ~6 s for the whole answer, each byte within the 1 s read timeout
+    trickle = TrickleServer(WHOAMI, path="/management/v1", every=0.1, in_headers=in_headers)
     try:
         with ManagementClient(trickle.url, TOKEN, "demo", timeouts=Timeouts(connect=1.0, read=1.0, total=0.8),
                               max_attempts=2, backoff_base=0.0) as client:

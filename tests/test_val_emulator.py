@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from json_mutations import REPLACEMENTS, json_paths, replaced
 
 from notiflows_deploy.emulator import content as C
 from notiflows_deploy.emulator.cli import main
@@ -20,9 +20,7 @@ from notiflows_deploy.loader import load_notiflow
 from tests.emulator_support import PROJECT, api_session, running_emulator, valid_payload
 
 CORPUS = Path(__file__).parent / "corpus"
-REPLACEMENTS: tuple[Any, ...] = ([], {}, None, 1.5, True, "x")
 ACTOR = {"type": "account_token", "id": "at_x", "name": "test"}
-JsonPath = tuple[str | int, ...]
 UPSERT_EVERY = 5  # the full upsert (sha, copies) on every fifth case; the validators on all
 
 
@@ -111,27 +109,6 @@ def test_the_audits_malformed_fields_are_422(mutate: Any) -> None:
     assert response.json()["error"]["details"]["fields"]
 
 
-def _paths(value: Any, prefix: JsonPath = ()) -> Iterator[JsonPath]:
-    yield prefix
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from _paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for i, child in enumerate(value):
-            yield from _paths(child, (*prefix, i))
-
-
-def _replaced(document: Any, path: JsonPath, new: Any) -> Any:
-    if not path:
-        return copy.deepcopy(new)
-    out = copy.deepcopy(document)
-    node = out
-    for part in path[:-1]:
-        node = node[part]
-    node[path[-1]] = copy.deepcopy(new)
-    return out
-
-
 def _corpus_payloads() -> list[tuple[str, dict[str, Any]]]:
     out = []
     for directory in sorted((CORPUS / "valid").iterdir()):
@@ -160,10 +137,10 @@ def _must_not_crash(store: Store, body: Any, upsert: bool) -> None:
 def test_fuzz_every_value_of_the_corpus_never_crashes_the_validation(handle: str, payload: dict[str, Any]) -> None:
     store = Store({PROJECT: PROJECT})
     case = 0
-    for path in list(_paths(payload)):
+    for path in list(json_paths(payload)):
         for new in REPLACEMENTS:
             case += 1
-            _must_not_crash(store, _replaced(payload, path, new), upsert=case % UPSERT_EVERY == 0)
+            _must_not_crash(store, replaced(payload, path, new), upsert=case % UPSERT_EVERY == 0)
 
 
 def test_fuzz_over_http_never_answers_5xx() -> None:
@@ -171,9 +148,9 @@ def test_fuzz_over_http_never_answers_5xx() -> None:
     statuses: set[int] = set()
     with running_emulator() as emu:
         s = api_session(emu)
-        for path in list(_paths(payload)):
+        for path in list(json_paths(payload)):
             for new in REPLACEMENTS:
-                response = s.put(url(emu, "flow"), json=_replaced(payload, path, new))
+                response = s.put(url(emu, "flow"), json=replaced(payload, path, new))
                 statuses.add(response.status_code)
                 assert response.status_code < 500, (path, new, response.text)
                 if response.status_code == 422:
