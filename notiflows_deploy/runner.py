@@ -24,10 +24,12 @@ if TYPE_CHECKING:
     from notiflows_deploy.api.client import ManagementClient
     from notiflows_deploy.api.models import RemoteNotiflow
     from notiflows_deploy.diff import SecretPath
+    from notiflows_deploy.drift import Revision
     from notiflows_deploy.gitrepo import GitRepo, ResolvedRange
     from notiflows_deploy.jsonpos import ParsedJson
     from notiflows_deploy.loader import LoadedNotiflow
     from notiflows_deploy.schema.store import SchemaStore
+    from notiflows_deploy.secretpaths import Side
 
 
 class SchemaDispatch:
@@ -111,13 +113,16 @@ class Context:
     def notiflow_path(self, handle: str) -> str:
         return self.display(self.notiflows_root, handle)
 
-    def load(self, tree: Tree, handle: str, *, validate: bool = True) -> LoadedNotiflow:
+    def load(self, tree: Tree, handle: str, *, validate: bool = True,
+             notiflows_root: str | None = None) -> LoadedNotiflow:
+        """`handle` in `tree` (at `notiflows_root` when another commit keeps notiflows elsewhere); its
+        substituted values join the secrets."""
         from notiflows_deploy.loader import LoadedNotiflow, load_notiflow
 
         try:
             loaded = load_notiflow(
                 tree,
-                notiflows_root=self.notiflows_root,
+                notiflows_root=notiflows_root or self.notiflows_root,
                 handle=handle,
                 env=self.settings.env,
                 checker=self.checker if validate else None,
@@ -462,7 +467,7 @@ def build_plan(ctx: Context, result: RunResult, client: ManagementClient) -> lis
             continue
         base_loaded = None
         if base_tree is not None and item.ok:
-            base_loaded = load_unchecked(ctx, base_tree, base_root, handle)
+            base_loaded = ctx.load(base_tree, handle, validate=False, notiflows_root=base_root)
         base_payload = base_loaded.payload if base_loaded is not None else None
         tips = other_ours(ctx, item, base_payload, remote, ours_trees)
         sides = [s for s in (base_loaded, *(tip for tip, _ in tips)) if s is not None]
@@ -531,17 +536,6 @@ def base_side(ctx: Context) -> BaseSide:
     return BaseSide(moved, root, [note])
 
 
-def load_unchecked(ctx: Context, tree: Tree, root: str | None, handle: str) -> LoadedNotiflow:
-    """`handle` at another commit (no schema check), under that commit's notiflows root when it differs."""
-    if root is None or root == ctx.notiflows_root:
-        return ctx.load(tree, handle, validate=False)
-    from notiflows_deploy.loader import load_notiflow
-
-    loaded = load_notiflow(tree, notiflows_root=root, handle=handle, env=ctx.settings.env, display_prefix=ctx.prefix)
-    ctx.secrets.update(loaded.secret_values)
-    return loaded
-
-
 class OursTrees:
     """The trees of ctx.also_ours (a pull request's base branch tip), opened on first use."""
 
@@ -578,7 +572,7 @@ def other_ours(
         return []
     found = []
     for tree, root, source in trees():
-        other = load_unchecked(ctx, tree, root, item.handle)
+        other = ctx.load(tree, item.handle, validate=False, notiflows_root=root)
         if other.payload is not None:
             found.append((other, source))
     return found
@@ -606,16 +600,13 @@ def explain_stale_conflicts(ctx: Context, plan: list[Any]) -> None:
     history.want(i.handle for i in conflicts)  # one history pass serves every conflict
     for item in conflicts:
         server = content_from_remote(item.remote)
-        searched: list[Mapping[SecretPath, tuple[str, ...]]] = []
+        searched: list[Revision] = []
         for revision in history(item.handle):
-            searched.append(revision.secret_templates)
+            searched.append(revision)
             if revision.payload is not None and equal_content(revision.payload, server):
-                # Loaded again through ctx: its variables' values join the secrets before any view shows it.
-                again = ctx.load(ctx.repo.tree_at(revision.commit, ctx.prefix), item.handle, validate=False)
-                item.secret_paths = with_side_secrets(ctx, item.secret_paths, [again.secret_templates],
-                                                      item.payload, server)
-                adopt_revision(item, again.payload or revision.payload, commit=revision.commit,
-                               behind=revision.behind)
+                # The history loaded it with the run's secrets: its values are masked before any view shows it.
+                item.secret_paths = with_side_secrets(ctx, item.secret_paths, [revision], item.payload, server)
+                adopt_revision(item, revision.payload, commit=revision.commit, behind=revision.behind)
                 break
         else:  # still a conflict: a field an older revision filled from a variable may show its value
             merged = with_side_secrets(ctx, item.secret_paths, searched, item.payload, server)
@@ -623,29 +614,27 @@ def explain_stale_conflicts(ctx: Context, plan: list[Any]) -> None:
                 mask_more(item, merged)
 
 
-def with_side_secrets(ctx: Context, secret_paths: Collection[SecretPath],
-                      sides: Iterable[Mapping[SecretPath, tuple[str, ...]]], head_payload: dict[str, Any],
-                      server: dict[str, Any]) -> Collection[SecretPath]:
-    """`secret_paths` plus the secret locations of other sides (their raw texts; head's plain text there
-    fits only itself), the values the server holds there learned into the secrets: a revision adopted for
-    its diff, or any searched, may fill fields head does not."""
-    from notiflows_deploy import envsubst
-    from notiflows_deploy.normalize import content_from_payload
-    from notiflows_deploy.secretpaths import old_values, value_at
+@dataclass(frozen=True)
+class _PlannedSide:
+    """Head as a plan item knows it (`secretpaths.Side`): its payload and the secret locations so far."""
 
-    extra = [templates for templates in sides if templates]
-    if not extra:
+    payload: dict[str, Any] | None
+    secret_templates: Mapping[SecretPath, tuple[str, ...]]
+
+
+def with_side_secrets(ctx: Context, secret_paths: Collection[SecretPath], sides: Iterable[Side],
+                      head_payload: dict[str, Any], server: dict[str, Any]) -> Collection[SecretPath]:
+    """`secret_paths` plus the secret locations of other sides (`secretpaths.candidate_templates`), the
+    values the server holds there learned into the secrets: a revision adopted for its diff, or any
+    searched, may fill fields head does not."""
+    from notiflows_deploy.secretpaths import candidate_templates, old_values
+
+    others = [side for side in sides if side.secret_templates]
+    if not others:
         return secret_paths
-    merged: dict[SecretPath, tuple[str, ...]] = (
-        {k: tuple(v) for k, v in secret_paths.items()} if isinstance(secret_paths, Mapping)
-        else {k: () for k in secret_paths})
-    head = content_from_payload(head_payload)
-    for templates in extra:
-        for where, raws in templates.items():
-            plain = value_at(head, where)
-            if where not in merged and isinstance(plain, str):
-                raws = (*raws, envsubst.escape(plain))
-            merged[where] = merged.get(where, ()) + tuple(r for r in raws if r not in merged.get(where, ()))
+    known = ({k: tuple(v) for k, v in secret_paths.items()} if isinstance(secret_paths, Mapping)
+             else dict.fromkeys(secret_paths, ()))
+    merged = candidate_templates(_PlannedSide(head_payload, known), others=others)
     ctx.secrets.learn(old_values(merged, server)[0])
     return merged
 
