@@ -109,9 +109,11 @@ def _crash(settings: Settings, exc: Exception) -> RunResult:
 def _repository_file_check(start: Path) -> Callable[[str], bool] | None:
     """Whether a file named relative to the git top level above `start` exists (annotations name files
     that way); None outside a git work tree (then the console judges from the workspace)."""
-    here = start.resolve()
-    top = next((d for d in (here, *here.parents) if (d / ".git").exists()), None)
-    if top is None:
+    from notiflows_deploy.gitrepo import NotAGitRepository, find_toplevel
+
+    try:
+        top = find_toplevel(start.resolve())
+    except NotAGitRepository:
         return None
 
     def exists(file: str) -> bool:

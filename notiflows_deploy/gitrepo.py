@@ -98,7 +98,7 @@ class NotAGitRepository(GitError):
     """The path is not inside a git work tree (the caller may carry on without history)."""
 
 
-def _find_toplevel(start: Path) -> Path:
+def find_toplevel(start: Path) -> Path:
     """The nearest directory at or above `start` holding `.git` (directory or gitfile).
 
     Done in Python because git itself refuses to answer in a dubiously-owned repository.
@@ -318,7 +318,7 @@ class GitRepo:
         start = Path(path).resolve()
         if not start.exists():
             raise GitError(f"{start} does not exist")
-        self.toplevel: Path = _find_toplevel(start)
+        self.toplevel: Path = find_toplevel(start)
         self.deepen_start = deepen_start
         self.deepen_attempts = deepen_attempts
         try:
