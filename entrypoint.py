@@ -23,7 +23,7 @@ import sys
 import tempfile
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -125,38 +125,22 @@ def choose_report_path(env: MutableMapping[str, str]) -> tuple[str, str]:
     return path, path
 
 
-def _add_safe_directory_env(env: MutableMapping[str, str], path: str) -> None:
-    """Process-scoped `safe.directory` (command scope, honoured by git >= 2.39); no global config."""
-    count = int(env.get("GIT_CONFIG_COUNT", "0") or "0")
-    env[f"GIT_CONFIG_KEY_{count}"] = "safe.directory"
-    env[f"GIT_CONFIG_VALUE_{count}"] = path
-    env["GIT_CONFIG_COUNT"] = str(count + 1)
-
-
 def mark_safe(paths: list[str], env: MutableMapping[str, str]) -> None:
     """Trust `paths` for git run by this process only (never `git config --global`)."""
-    marker: Callable[..., Any] | None
-    try:
-        marker = importlib.import_module("notiflows_deploy.gitrepo").mark_safe_directory
-    except (ImportError, AttributeError):  # the git helper not available: same mechanism, inline
-        marker = None
+    from notiflows_deploy.gitrepo import mark_safe_directory
+
     for path in dict.fromkeys(p for p in paths if p):
-        if marker is not None:
-            marker(path, env)
-        else:
-            _add_safe_directory_env(env, os.path.realpath(path))
+        mark_safe_directory(path, env)
 
 
 def git_toplevel(start: str) -> str | None:
     """The nearest directory at or above `start` holding `.git` (a checkout may use `path:`)."""
-    current = os.path.realpath(start)
-    while True:
-        if os.path.exists(os.path.join(current, ".git")):
-            return current
-        parent = os.path.dirname(current)
-        if parent == current:
-            return None
-        current = parent
+    from notiflows_deploy.gitrepo import NotAGitRepository, find_toplevel
+
+    try:
+        return str(find_toplevel(Path(os.path.realpath(start))))
+    except NotAGitRepository:
+        return None
 
 
 def git_dir(toplevel: str) -> str | None:

@@ -369,11 +369,12 @@ def test_safe_directory_is_process_scoped(tmp_path: Path) -> None:
     assert not (tmp_path / ".gitconfig").exists()
 
 
-def test_inline_fallback_appends_to_existing_git_config_env() -> None:
+def test_marking_appends_to_existing_git_config_env(tmp_path: Path) -> None:
     env = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.x", "GIT_CONFIG_VALUE_0": "y"}
-    entrypoint._add_safe_directory_env(env, "/github/workspace")
+    (tmp_path / "ws").mkdir()
+    entrypoint.mark_safe([str(tmp_path / "ws")], env)
     assert env["GIT_CONFIG_COUNT"] == "2"
-    assert env["GIT_CONFIG_KEY_1"] == "safe.directory" and env["GIT_CONFIG_VALUE_1"] == "/github/workspace"
+    assert env["GIT_CONFIG_KEY_1"] == "safe.directory" and env["GIT_CONFIG_VALUE_1"] == str((tmp_path / "ws").resolve())
 
 
 def test_git_toplevel_walks_up(tmp_path: Path) -> None:
